@@ -1,0 +1,81 @@
+"""The one source of truth for que's settings; ``Que`` exposes it to users."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeAlias
+
+from que.connection import UNCONFIGURED, ConnectionSource
+from que.errors import ConfigurationError
+
+Mode: TypeAlias = Literal["off", "sync", "async"]
+MODES: tuple[Mode, ...] = ("off", "sync", "async")
+
+DEFAULT_QUEUE = "default"
+
+
+class ErrorNotifier(Protocol):
+    """Told of every job error that ``handle_error`` wants reported."""
+
+    def __call__(self, error: BaseException, job_row: Mapping[str, Any] | None) -> object: ...
+
+
+class Clock(Protocol):
+    """The time que uses: ``None`` means the database's ``now()``."""
+
+    def __call__(self) -> datetime | None: ...
+
+
+LogFormatter: TypeAlias = Callable[[dict[str, Any]], str | None]
+JobMiddleware: TypeAlias = Callable[[Any, Callable[[], None]], object]
+"""``middleware(job, call_next)``: must call ``call_next()`` for the job to run."""
+SQLMiddleware: TypeAlias = Callable[[str, Any, Callable[[], None]], object]
+"""``middleware(sql, params, call_next)``: must call ``call_next()`` for the SQL to run."""
+
+
+def database_clock() -> datetime | None:
+    """The production clock: defer to the database's ``now()``."""
+    return None
+
+
+class Config:
+    """Settings read by every layer of que; validated when they are set."""
+
+    def __init__(self) -> None:
+        self.connection: ConnectionSource = UNCONFIGURED
+        self._mode: Mode = "off"
+        self.default_queue: str = DEFAULT_QUEUE
+        self.error_notifier: ErrorNotifier | None = None
+        self.clock: Clock = database_clock
+        self.logger: logging.Logger = logging.getLogger("que")
+        self.internal_logger: logging.Logger = logging.getLogger("que.internal")
+        self.log_formatter: LogFormatter | None = None
+        self.job_middleware: list[JobMiddleware] = []
+        self.sql_middleware: list[SQLMiddleware] = []
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: Mode) -> None:
+        if mode not in MODES:
+            raise ConfigurationError(
+                f"Que.mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}"
+            )
+        self._mode = mode
+
+    def now(self) -> datetime | None:
+        """The clock's current time (``None``: let the database decide)."""
+        now = self.clock()
+        if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
+            raise ConfigurationError(
+                f"the que clock returned {now!r}: it must return a timezone-aware "
+                "datetime, or None for the database's now()"
+            )
+        return now
+
+
+config = Config()

@@ -1,0 +1,64 @@
+"""Running SQL on the configured connection: checkouts, transactions, statements.
+
+Every statement que sends goes through :func:`run`, so ``Que.sql_middleware``
+sees them all. A statement run outside a transaction commits on its own, as it
+would with an autocommit connection; inside one, it joins it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TypeAlias
+
+from psycopg import pq
+from psycopg.rows import dict_row
+
+from que.config import config
+from que.connection import Connection
+from que.errors import Error
+from que.middleware import run_through
+
+Params: TypeAlias = Mapping[str, Any] | Sequence[Any] | None
+Row: TypeAlias = dict[str, Any]
+
+
+def checkout() -> AbstractContextManager[Connection]:
+    """This thread's connection for the block (the same one when nested)."""
+    return config.connection.checkout()
+
+
+@contextmanager
+def transaction() -> Iterator[Connection]:
+    """A transaction on this thread's connection; a savepoint when nested."""
+    with checkout() as connection, connection.transaction():
+        yield connection
+
+
+def run(connection: Connection, statement: str, params: Params = None) -> list[Row]:
+    """Run one statement through the SQL middleware; return its rows as dicts."""
+    rows: list[Row] = []
+
+    def send() -> None:
+        with connection.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(statement, params)  # type: ignore[arg-type]
+            if cursor.description is not None:
+                rows.extend(cursor.fetchall())
+
+    if not run_through(config.sql_middleware, (statement, params), send):
+        raise Error(f"an SQL middleware did not call call_next(), so {statement!r} never ran")
+    return rows
+
+
+def execute(statement: str, params: Params = None) -> list[Row]:
+    """Run a statement on this thread's connection, committing it if no transaction is open."""
+    with checkout() as connection:
+        if connection.autocommit or connection.info.transaction_status != pq.TransactionStatus.IDLE:
+            return run(connection, statement, params)
+        try:
+            rows = run(connection, statement, params)
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
+        return rows

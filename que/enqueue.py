@@ -1,0 +1,294 @@
+"""Turning ``enqueue`` calls into rows: validation, sync mode, and bulk enqueue.
+
+Everything is checked before any SQL is sent, so a bad call raises a clear error
+and inserts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypedDict
+
+from que import db, registry, sql
+from que.config import config
+from que.errors import JobOptionError, SerializationError, UnknownJobClass
+from que.job import Job
+from que.runner import run_job
+
+MAXIMUM_TAGS = 5
+MAXIMUM_TAG_JSON_LENGTH = 100  # the database measures a tag as JSON text, quotes included
+MAXIMUM_QUEUE_LENGTH = 100
+MAXIMUM_JOB_CLASS_LENGTH = 200
+PRIORITY_RANGE = range(-32768, 32768)  # smallint
+
+
+class JobOptions(TypedDict, total=False):
+    """What ``job_options`` may hold."""
+
+    queue: str
+    priority: int
+    run_at: datetime | timedelta
+    job_class: str
+    tags: Sequence[str]
+
+
+OPTION_NAMES = frozenset(JobOptions.__annotations__)
+
+
+@dataclass
+class NewJob:
+    """A validated job, ready to be inserted."""
+
+    job: Job
+    queue: str
+    priority: int
+    run_at: datetime | None
+    delay: float  # seconds from now, when run_at is None
+    job_class: str
+    args: str  # JSON text
+    kwargs: str
+    data: str
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "queue": self.queue, "priority": self.priority, "run_at": self.run_at,
+            "delay": self.delay, "job_class": self.job_class, "args": self.args,
+            "kwargs": self.kwargs, "data": self.data, "now": config.now(),
+        }
+
+    def unsaved_row(self) -> dict[str, Any]:
+        """The row a synchronously run job would have had (it has no id)."""
+        return {
+            "id": None, "queue": self.queue, "priority": self.priority,
+            "run_at": self.run_at or config.now(), "job_class": self.job_class,
+            "error_count": 0, "last_error_message": None, "last_error_backtrace": None,
+            "finished_at": None, "expired_at": None, "args": json.loads(self.args),
+            "kwargs": json.loads(self.kwargs), "data": json.loads(self.data),
+            "job_schema_version": 2,
+        }
+
+
+@dataclass
+class BulkEnqueue:
+    """Jobs collected by ``Que.bulk_enqueue()``; their ``attrs`` fill in when it ends."""
+
+    job_options: Mapping[str, Any]
+    notify: bool
+    pending: list[NewJob] = field(default_factory=list)
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [new.job for new in self.pending]
+
+
+_bulk = threading.local()
+
+
+def enqueue_job(
+    job_class: type[Job], args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]
+) -> Job:
+    """Enqueue one job of ``job_class``: insert it, collect it, or run it (sync mode)."""
+    batch: BulkEnqueue | None = getattr(_bulk, "batch", None)
+    if batch is not None:
+        options = {**batch.job_options, **options}
+    new = build(job_class, args, kwargs, options)
+    if config.mode == "sync" or job_class.setting("run_synchronously"):
+        return _run_synchronously(new)
+    if batch is not None:
+        batch.pending.append(new)
+        return new.job
+    new.job.attrs = db.execute(sql.INSERT_JOB, {**new.params(), "only_if_scheduled": False})[0]
+    return new.job
+
+
+def enqueue_by_name(*args: Any, job_options: JobOptions, **kwargs: Any) -> Job:
+    """Enqueue a job by its stored name, for classes this process may not define."""
+    name = job_options.get("job_class")
+    if not isinstance(name, str):
+        raise JobOptionError(
+            "job_class",
+            "que.enqueue() needs job_options={'job_class': 'Name'}; to enqueue a class "
+            "you can import, call MyJob.enqueue(...)",
+        )
+    try:
+        job_class = registry.resolve(name)
+    except UnknownJobClass:
+        job_class = Job
+    return enqueue_job(job_class, args, kwargs, job_options)
+
+
+def _run_synchronously(new: NewJob) -> Job:
+    if new.run_at is not None or new.delay > 0:
+        rows = db.execute(sql.INSERT_JOB, {**new.params(), "only_if_scheduled": True})
+        if rows:  # due in the future: stored, not run
+            new.job.attrs = rows[0]
+            return new.job
+    new.job.attrs = new.unsaved_row()
+    return run_job(new.job.attrs, job=new.job, reraise=True).job
+
+
+@contextmanager
+def bulk_enqueue(
+    *, job_options: JobOptions | None = None, notify: bool = False
+) -> Iterator[BulkEnqueue]:
+    """Collect the jobs enqueued in the block and insert them in one statement.
+
+    ``job_options`` apply to every job (a job's own options win). The notify
+    triggers are skipped unless ``notify=True``: workers find the jobs by polling.
+    """
+    if getattr(_bulk, "batch", None) is not None:
+        raise JobOptionError("bulk_enqueue", "Que.bulk_enqueue() blocks cannot be nested")
+    _check_option_names(job_options or {})
+    batch = BulkEnqueue(job_options=dict(job_options or {}), notify=notify)
+    _bulk.batch = batch
+    try:
+        yield batch
+    finally:
+        _bulk.batch = None
+    if batch.pending:
+        _insert_batch(batch)
+
+
+def _insert_batch(batch: BulkEnqueue) -> None:
+    rows = [new.params() for new in batch.pending]
+    params = {
+        "now": config.now(),
+        **{plural: [row[name] for row in rows] for name, plural in _BULK_COLUMNS.items()},
+    }
+    with db.transaction() as connection:
+        previous = None if batch.notify else db.run(connection, sql.SKIP_NOTIFY)[0]["previous"]
+        inserted = db.run(connection, sql.BULK_INSERT_JOBS, params)
+        if not batch.notify:
+            db.run(connection, sql.RESTORE_NOTIFY, {"previous": previous})
+    for new, row in zip(batch.pending, inserted, strict=True):
+        new.job.attrs = row
+
+
+_BULK_COLUMNS = {
+    "queue": "queues", "priority": "priorities", "run_at": "run_ats", "delay": "delays",
+    "job_class": "job_classes", "args": "args", "kwargs": "kwargs", "data": "data",
+}
+
+
+# -- validation ------------------------------------------------------------------
+
+
+def build(
+    job_class: type[Job], args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]
+) -> NewJob:
+    """Check a job's options and arguments and make its row's values."""
+    _check_option_names(options)
+    name = options.get("job_class", job_class.job_name)
+    if "job_class" not in options and not job_class._explicit_name and "<locals>" in name:
+        raise JobOptionError(
+            "job_class",
+            f"{job_class.__qualname__} is defined inside a function, so a worker could "
+            "not find it by name: define it at module level, or name it with "
+            f"`class {job_class.__name__}(Job, name='...')`",
+        )
+    run_at, delay = _check_run_at(options.get("run_at", job_class.setting("run_at")))
+    tags = options.get("tags")
+    return NewJob(
+        job=job_class({}),
+        queue=_check_queue(options.get("queue") or job_class.setting("queue") or config.default_queue),
+        priority=_check_priority(options.get("priority", job_class.setting("priority"))),
+        run_at=run_at,
+        delay=delay,
+        job_class=_check_job_class(name),
+        args=_to_json(list(args), "args", name),
+        kwargs=_to_json(dict(kwargs), "kwargs", name),
+        data=json.dumps({} if tags is None else {"tags": _check_tags(tags)}),
+    )
+
+
+def _check_option_names(options: Mapping[str, Any]) -> None:
+    unknown = sorted(set(options) - OPTION_NAMES)
+    if unknown:
+        raise JobOptionError(
+            unknown[0],
+            f"unknown job option {unknown[0]!r}; job_options accepts "
+            f"{', '.join(sorted(OPTION_NAMES))}",
+        )
+
+
+def _check_queue(queue: object) -> str:
+    if not isinstance(queue, str) or not queue:
+        raise JobOptionError("queue", f"queue must be a non-empty string, not {queue!r}")
+    if len(queue) > MAXIMUM_QUEUE_LENGTH:
+        raise JobOptionError(
+            "queue", f"queue names are limited to {MAXIMUM_QUEUE_LENGTH} characters; "
+            f"{queue[:20]!r}... has {len(queue)}"
+        )
+    return queue
+
+
+def _check_priority(priority: object) -> int:
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise JobOptionError("priority", f"priority must be an integer, not {priority!r}")
+    if priority not in PRIORITY_RANGE:
+        raise JobOptionError(
+            "priority", f"priority must be between {PRIORITY_RANGE.start} and "
+            f"{PRIORITY_RANGE.stop - 1} (a smallint), not {priority}"
+        )
+    return priority
+
+
+def _check_run_at(run_at: object) -> tuple[datetime | None, float]:
+    if run_at is None:
+        return None, 0.0
+    if isinstance(run_at, timedelta):
+        return None, run_at.total_seconds()
+    if isinstance(run_at, datetime):
+        if run_at.tzinfo is None:
+            raise JobOptionError(
+                "run_at", f"run_at must be timezone-aware, not the naive {run_at!r}: "
+                "use datetime.now(timezone.utc) + ..., or pass a timedelta"
+            )
+        return run_at, 0.0
+    raise JobOptionError(
+        "run_at", f"run_at must be an aware datetime or a timedelta, not {run_at!r}"
+    )
+
+
+def _check_job_class(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise JobOptionError("job_class", f"job_class must be a non-empty string, not {name!r}")
+    if len(name) > MAXIMUM_JOB_CLASS_LENGTH:
+        raise JobOptionError(
+            "job_class", f"job_class names are limited to {MAXIMUM_JOB_CLASS_LENGTH} "
+            f"characters; {name[:20]!r}... has {len(name)}"
+        )
+    return name
+
+
+def _check_tags(tags: object) -> list[str]:
+    if isinstance(tags, str) or not isinstance(tags, Sequence):
+        raise JobOptionError("tags", f"tags must be a list of strings, not {tags!r}")
+    if len(tags) > MAXIMUM_TAGS:
+        raise JobOptionError("tags", f"a job may have at most {MAXIMUM_TAGS} tags, not {len(tags)}")
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise JobOptionError("tags", f"tags must be strings, not {tag!r}")
+        if len(json.dumps(tag, ensure_ascii=False)) > MAXIMUM_TAG_JSON_LENGTH:
+            raise JobOptionError(
+                "tags", f"tag {tag[:20]!r}... is too long: the database allows "
+                f"{MAXIMUM_TAG_JSON_LENGTH} characters of JSON text, quotes and escapes "
+                "included (98 plain characters)"
+            )
+    return list(tags)
+
+
+def _to_json(value: object, what: str, job_class: str) -> str:
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise SerializationError(
+            f"the {what} of {job_class} cannot be stored as JSON ({error}); pass plain "
+            "str, int, float, bool, None, list and dict values (e.g. an id, or a "
+            "datetime's isoformat())"
+        ) from error

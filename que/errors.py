@@ -1,0 +1,39 @@
+"""The exceptions que raises: one root, `que.Error`, and a few subclasses carrying data."""
+
+from __future__ import annotations
+
+
+class Error(Exception):
+    """Base class of every error raised by que itself."""
+
+
+class ConfigurationError(Error):
+    """que is not set up the way the call needs (no connection, an invalid mode, ...)."""
+
+
+class JobOptionError(Error, ValueError):
+    """A job option (queue, priority, run_at, tags, job_class, ...) is invalid."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+class SerializationError(Error, TypeError):
+    """Job arguments that cannot be stored as JSON."""
+
+
+class UnknownJobClass(Error):
+    """A job row names a class that cannot be found in this process."""
+
+    def __init__(self, job_class: str) -> None:
+        super().__init__(
+            f"no job class named {job_class!r}: import the module that defines it "
+            "(for the `que` command, pass it as an argument) or register a class "
+            f"with `class MyJob(Job, name={job_class!r})`"
+        )
+        self.job_class = job_class
+
+
+class MigrationError(Error):
+    """A schema migration was asked for that cannot be done."""

@@ -1,0 +1,133 @@
+"""``Que``: the one object users configure and call. It holds no logic of its own."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Generic, TypeVar
+
+from que import db, enqueue, inline, migrations, sql
+from que.config import Clock, ErrorNotifier, JobMiddleware, LogFormatter, Mode, SQLMiddleware, config
+from que.connection import Connection, ConnectionLike, ConnectionSource, adapt
+from que.db import Params, Row
+from que.job import Job
+
+T = TypeVar("T")
+
+
+class _Setting(Generic[T]):
+    """A ``Que`` attribute that reads and writes the setting of the same name."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, instance: object, owner: type | None = None) -> T:
+        value: T = getattr(config, self._name)
+        return value
+
+    def __set__(self, instance: object, value: T) -> None:
+        setattr(config, self._name, value)
+
+
+class QueFacade:
+    """Settings and operations of que; import the instance: ``from que import Que``."""
+
+    default_queue: _Setting[str] = _Setting()
+    error_notifier: _Setting[ErrorNotifier | None] = _Setting()
+    clock: _Setting[Clock] = _Setting()
+    logger: _Setting[logging.Logger] = _Setting()
+    internal_logger: _Setting[logging.Logger] = _Setting()
+    log_formatter: _Setting[LogFormatter | None] = _Setting()
+
+    @property
+    def connection(self) -> ConnectionSource:
+        """Where jobs are enqueued and worked: see :mod:`que.connection`."""
+        return config.connection
+
+    @connection.setter
+    def connection(self, target: ConnectionLike | ConnectionSource) -> None:
+        config.connection = adapt(target)
+
+    @property
+    def mode(self) -> Mode:
+        """``"off"``: only insert; ``"sync"``: run at enqueue; ``"async"``: work in-process."""
+        return config.mode
+
+    @mode.setter
+    def mode(self, mode: Mode) -> None:
+        config.mode = mode
+
+    @property
+    def job_middleware(self) -> list[JobMiddleware]:
+        """``middleware(job, call_next)`` around every job run; the first added is outermost."""
+        return config.job_middleware
+
+    @property
+    def sql_middleware(self) -> list[SQLMiddleware]:
+        """``middleware(sql, params, call_next)`` around every statement que runs."""
+        return config.sql_middleware
+
+    # -- connections and SQL -----------------------------------------------------
+
+    def checkout(self) -> AbstractContextManager[Connection]:
+        """This thread's connection for the block; nested checkouts share it."""
+        return db.checkout()
+
+    def using(self, connection: Connection) -> AbstractContextManager[Connection]:
+        """Make ``connection`` the one que uses in this thread for the block."""
+        return config.connection.bind(connection)
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A transaction on this thread's connection (a savepoint when nested)."""
+        return db.transaction()
+
+    def execute(self, statement: str, params: Params = None) -> list[Row]:
+        """Run SQL on this thread's connection; rows come back as dicts."""
+        return db.execute(statement, params)
+
+    # -- the schema ------------------------------------------------------------------
+
+    def migrate(self, version: int = migrations.LATEST_VERSION) -> None:
+        """Move the schema to ``version`` (0 removes it), in one transaction."""
+        with db.checkout() as connection:
+            migrations.migrate(connection, version)
+
+    def db_version(self) -> int:
+        """The schema version of the database (0: que is not installed)."""
+        return int(db.execute(sql.DB_VERSION)[0]["version"])
+
+    # -- the queue -------------------------------------------------------------------
+
+    def enqueue(self, *args: Any, job_options: enqueue.JobOptions, **kwargs: Any) -> Job:
+        """Enqueue a job by name: ``Que.enqueue(1, job_options={"job_class": "Name"})``."""
+        return enqueue.enqueue_by_name(*args, job_options=job_options, **kwargs)
+
+    def bulk_enqueue(
+        self, *, job_options: enqueue.JobOptions | None = None, notify: bool = False
+    ) -> AbstractContextManager[enqueue.BulkEnqueue]:
+        """Collect the jobs enqueued in the block and insert them in one statement."""
+        return enqueue.bulk_enqueue(job_options=job_options, notify=notify)
+
+    def work(self, **options: Any) -> inline.WorkSummary:
+        """Run ready jobs here and now; see :func:`que.inline.work` for the options."""
+        return inline.work(**options)
+
+    def jobs(self) -> list[Row]:
+        """Every row of the queue table (finished and expired ones too), oldest first."""
+        return db.execute(sql.ALL_JOBS)
+
+    def clear(self) -> None:
+        """Delete every job."""
+        db.execute(sql.CLEAR_JOBS)
+
+    def job_stats(self) -> list[Row]:
+        """Per job class: count, count_working, count_errored, highest_error_count, oldest_run_at."""
+        return db.execute(sql.JOB_STATS)
+
+    def job_states(self) -> list[Row]:
+        """The jobs being worked right now, with the hostname and pid working each."""
+        return db.execute(sql.JOB_STATES)
+
+
+Que = QueFacade()

@@ -1,0 +1,74 @@
+"""The inline runner: work ready jobs in the calling thread, for scripts and tests.
+
+It takes no advisory locks, so it assumes no worker pool is working the same
+jobs at the same time (in tests, none is). Each job runs through the same code
+path as in a worker: its resolve action, retries and expiry happen for real.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from que import db, sql
+from que.config import config
+from que.runner import JobResult, run_job
+
+
+@dataclass
+class WorkSummary:
+    """What one call of the inline runner did."""
+
+    results: list[JobResult] = field(default_factory=list)
+    remaining: int = 0
+    """Unfinished, unexpired jobs left in the queue table afterwards."""
+
+    @property
+    def ran(self) -> int:
+        return len(self.results)
+
+    @property
+    def succeeded(self) -> int:
+        return sum(result.succeeded for result in self.results)
+
+    @property
+    def failed(self) -> int:
+        return self.ran - self.succeeded
+
+    @property
+    def errors(self) -> list[Exception]:
+        return [result.error for result in self.results if result.error is not None]
+
+
+def work(
+    *,
+    queue: str | None = None,
+    limit: int | None = None,
+    recursive: bool = True,
+    include_scheduled: bool = False,
+    reraise: bool = False,
+) -> WorkSummary:
+    """Run ready jobs in (priority, run_at, id) order until none is left.
+
+    ``queue`` limits it to one queue; ``limit`` to that many jobs. With
+    ``recursive=False`` only the jobs present at the start run, not the ones they
+    enqueue. ``include_scheduled`` also runs jobs whose ``run_at`` is in the
+    future. ``reraise`` raises a job's error (after it is recorded) instead of
+    going on. Each job runs at most once per call, so a job that retries at once
+    does not loop.
+    """
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be a non-negative number of jobs, not {limit}")
+    summary = WorkSummary()
+    attempted: list[int] = []
+    only_ids = None if recursive else db.execute(sql.UNFINISHED_JOB_IDS)[0]["ids"]
+    while limit is None or summary.ran < limit:
+        rows = db.execute(sql.NEXT_INLINE_JOB, {
+            "queue": queue, "include_scheduled": include_scheduled, "now": config.now(),
+            "attempted": attempted, "only_ids": only_ids,
+        })
+        if not rows:
+            break
+        attempted.append(rows[0]["id"])
+        summary.results.append(run_job(rows[0], reraise=reraise))
+    summary.remaining = db.execute(sql.COUNT_UNFINISHED_JOBS)[0]["count"]
+    return summary

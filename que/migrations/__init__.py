@@ -1,0 +1,48 @@
+"""The versioned schema, compatible with Que 2.x: version 7, one step at a time.
+
+Each version ``N`` has ``N/up.sql`` (from N-1) and ``N/down.sql`` (back to N-1);
+the version is kept as the comment on ``que_jobs``, 0 meaning no table.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from que import db, sql
+from que.connection import Connection
+from que.errors import MigrationError
+
+LATEST_VERSION = 7
+
+
+def db_version(connection: Connection) -> int:
+    """The schema version of the database ``connection`` is on."""
+    return int(db.run(connection, sql.DB_VERSION)[0]["version"])
+
+
+def migrate(connection: Connection, version: int = LATEST_VERSION) -> None:
+    """Step the schema up or down to ``version``, all in one transaction."""
+    if isinstance(version, bool) or not isinstance(version, int) or not (
+        0 <= version <= LATEST_VERSION
+    ):
+        raise MigrationError(
+            f"cannot migrate to version {version!r}: que knows versions 0 to {LATEST_VERSION}"
+        )
+    with connection.transaction():
+        current = db_version(connection)
+        if current > LATEST_VERSION:
+            raise MigrationError(
+                f"the database is at que schema version {current}, newer than this "
+                f"que knows ({LATEST_VERSION}): upgrade que"
+            )
+        steps = (
+            [(step, "up") for step in range(current + 1, version + 1)]
+            if version >= current
+            else [(step, "down") for step in range(current, version, -1)]
+        )
+        for step, direction in steps:
+            db.run(connection, _script(step, direction))
+
+
+def _script(version: int, direction: str) -> str:
+    return (resources.files(__package__) / str(version) / f"{direction}.sql").read_text()

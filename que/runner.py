@@ -1,0 +1,114 @@
+"""Running one job: the single code path of sync mode, the inline runner and the workers.
+
+A job with a row runs inside a transaction on this thread's connection (a
+savepoint if one is already open), so its writes and its resolve action (by
+default ``destroy``) commit together. On an exception the transaction rolls
+back, ``handle_error`` decides (retry or expire), and ``Que.error_notifier``
+hears of it if ``handle_error`` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from que import db, registry
+from que.config import config
+from que.errors import UnknownJobClass
+from que.job import Job, error_message
+from que.log import level_number, log_event
+from que.middleware import run_through
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What happened when a job ran."""
+
+    job: Job
+    error: Exception | None
+    elapsed: float  # seconds
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+
+def run_job(row: dict[str, Any], *, job: Job | None = None, reraise: bool = False) -> JobResult:
+    """Run the job stored in ``row`` and resolve it.
+
+    ``job`` is the instance to run when the caller has one already (sync mode);
+    otherwise the class is found from ``row["job_class"]``. With ``reraise`` the
+    job's error is raised again once it has been handled.
+    """
+    error: Exception | None = None
+    if job is None:
+        try:
+            job = registry.resolve(row["job_class"])(row)
+        except UnknownJobClass as unknown:
+            job, error = Job(row), unknown
+    started = time.monotonic()
+    if error is None:
+        error = _perform(job)
+    elapsed = time.monotonic() - started
+    if error is None:
+        level = level_number(job.log_level(elapsed))
+        if level is not None:
+            log_event(level, "job_worked", job_id=job.id, job_class=row["job_class"],
+                      elapsed=round(elapsed, 6))
+        return JobResult(job, None, elapsed)
+    _handle_error(job, error)
+    log_event(logging.ERROR, "job_errored", job_id=job.id, job_class=row["job_class"],
+              error_count=job.error_count, error=error_message(error), elapsed=round(elapsed, 6))
+    if reraise:
+        raise error
+    return JobResult(job, error, elapsed)
+
+
+def _perform(job: Job) -> Exception | None:
+    """Run the job and its default resolve action; return its exception, if any."""
+    args, kwargs = job.attrs["args"], job.attrs["kwargs"]
+
+    def work() -> None:
+        job.run(*args, **kwargs)
+        if job.resolution is None:
+            job.default_resolve_action()
+
+    try:
+        if job.id is None:
+            run_through(config.job_middleware, (job,), work)
+        else:
+            with db.transaction():
+                run_through(config.job_middleware, (job,), work)
+    except Exception as error:
+        job.resolution = None  # whatever it resolved was rolled back
+        return error
+    return None
+
+
+def _handle_error(job: Job, error: Exception) -> None:
+    """Let the job decide what its failure means, then notify if it asks to."""
+    job.error = error
+    try:
+        notify = job.handle_error(error)
+        errors: list[BaseException] = [error] if notify else []
+    except Exception as handler_error:
+        log_event(logging.ERROR, "handle_error_failed", job_id=job.id,
+                  error=error_message(handler_error))
+        errors = [error, handler_error]
+        if job.resolution is None:
+            Job.handle_error(job, error)
+    for reported in errors:
+        _notify(reported, job)
+
+
+def _notify(error: BaseException, job: Job) -> None:
+    notifier = config.error_notifier
+    if notifier is None:
+        return
+    try:
+        notifier(error, job.attrs)
+    except Exception as notifier_error:
+        log_event(logging.ERROR, "error_notifier_failed", job_id=job.id,
+                  error=error_message(notifier_error))

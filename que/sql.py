@@ -1,0 +1,180 @@
+"""Every SQL statement que runs, by name, with bound parameters only.
+
+The schema itself lives in ``que/migrations/<version>/{up,down}.sql``. Statements
+that depend on time take ``%(now)s`` and use ``coalesce(%(now)s, now())``: the
+clock hook passes ``None`` in production (the database's time) and a fixed time
+in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- schema version -------------------------------------------------------------
+
+DB_VERSION: Final = """
+SELECT CASE
+         WHEN to_regclass('public.que_jobs') IS NULL THEN 0
+         ELSE coalesce(obj_description(to_regclass('public.que_jobs'), 'pg_class'), '1')::integer
+       END AS version
+"""
+
+# -- enqueue --------------------------------------------------------------------
+
+# One job. With %(only_if_scheduled)s true (sync mode), the row is inserted only
+# when it is due in the future; otherwise nothing is returned and the caller
+# runs the job inline.
+INSERT_JOB: Final = """
+INSERT INTO public.que_jobs
+  (queue, priority, run_at, job_class, args, kwargs, data, job_schema_version)
+SELECT v.queue, v.priority, v.run_at, v.job_class, v.args, v.kwargs, v.data, 2
+FROM (
+  VALUES (
+    %(queue)s::text,
+    %(priority)s::smallint,
+    coalesce(%(run_at)s::timestamptz,
+             coalesce(%(now)s::timestamptz, now()) + %(delay)s::float8 * interval '1 second'),
+    %(job_class)s::text,
+    %(args)s::jsonb,
+    %(kwargs)s::jsonb,
+    %(data)s::jsonb
+  )
+) AS v (queue, priority, run_at, job_class, args, kwargs, data)
+WHERE NOT %(only_if_scheduled)s::boolean
+   OR v.run_at > coalesce(%(now)s::timestamptz, now())
+RETURNING *
+"""
+
+# Many jobs in one statement: each parameter is an array with one element per job.
+BULK_INSERT_JOBS: Final = """
+INSERT INTO public.que_jobs
+  (queue, priority, run_at, job_class, args, kwargs, data, job_schema_version)
+SELECT j.queue, j.priority,
+       coalesce(j.run_at, coalesce(%(now)s::timestamptz, now()) + j.delay * interval '1 second'),
+       j.job_class, j.args, j.kwargs, j.data, 2
+FROM unnest(
+  %(queues)s::text[], %(priorities)s::smallint[], %(run_ats)s::timestamptz[],
+  %(delays)s::float8[], %(job_classes)s::text[], %(args)s::jsonb[],
+  %(kwargs)s::jsonb[], %(data)s::jsonb[]
+) WITH ORDINALITY AS j (queue, priority, run_at, delay, job_class, args, kwargs, data, n)
+ORDER BY j.n
+RETURNING *
+"""
+
+# Bulk enqueue skips the notify triggers for the rest of its own transaction
+# (or savepoint), then puts the setting back as it was.
+SKIP_NOTIFY: Final = """
+SELECT current_setting('que.skip_notify', true) AS previous,
+       set_config('que.skip_notify', 'true', true) AS current
+"""
+
+RESTORE_NOTIFY: Final = """
+SELECT set_config('que.skip_notify', coalesce(%(previous)s::text, ''), true)
+"""
+
+# -- resolving a job (the row is the one this process holds) ---------------------
+
+DESTROY_JOB: Final = """
+DELETE FROM public.que_jobs WHERE id = %(id)s
+RETURNING id
+"""
+
+FINISH_JOB: Final = """
+UPDATE public.que_jobs
+SET finished_at = coalesce(%(now)s::timestamptz, now())
+WHERE id = %(id)s
+RETURNING id
+"""
+
+EXPIRE_JOB: Final = """
+UPDATE public.que_jobs
+SET error_count = error_count + 1,
+    expired_at = coalesce(%(now)s::timestamptz, now()),
+    last_error_message = coalesce(%(message)s::text, last_error_message),
+    last_error_backtrace = coalesce(%(backtrace)s::text, last_error_backtrace)
+WHERE id = %(id)s
+RETURNING id
+"""
+
+RETRY_JOB: Final = """
+UPDATE public.que_jobs
+SET error_count = error_count + 1,
+    run_at = coalesce(%(now)s::timestamptz, now()) + %(delay)s::float8 * interval '1 second',
+    last_error_message = %(message)s::text,
+    last_error_backtrace = %(backtrace)s::text
+WHERE id = %(id)s
+RETURNING id
+"""
+
+# -- the inline runner -----------------------------------------------------------
+
+# The next job to run inline: ready (or any unfinished one with
+# %(include_scheduled)s), of the given queue (or any with NULL), not among the ids
+# this run has already attempted, and among %(only_ids)s when given.
+NEXT_INLINE_JOB: Final = """
+SELECT *
+FROM public.que_jobs
+WHERE finished_at IS NULL
+  AND expired_at IS NULL
+  AND job_schema_version = 2
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(include_scheduled)s::boolean OR run_at <= coalesce(%(now)s::timestamptz, now()))
+  AND id <> ALL (%(attempted)s::bigint[])
+  AND (%(only_ids)s::bigint[] IS NULL OR id = ANY (%(only_ids)s::bigint[]))
+ORDER BY priority, run_at, id
+LIMIT 1
+"""
+
+COUNT_UNFINISHED_JOBS: Final = """
+SELECT count(*) AS count
+FROM public.que_jobs
+WHERE finished_at IS NULL AND expired_at IS NULL
+"""
+
+UNFINISHED_JOB_IDS: Final = """
+SELECT coalesce(array_agg(id), '{}') AS ids
+FROM public.que_jobs
+WHERE finished_at IS NULL AND expired_at IS NULL AND job_schema_version = 2
+"""
+
+# -- inspecting the queue --------------------------------------------------------
+
+# A job is "working" while some session holds the advisory lock on its id; a
+# bigint key shows in pg_locks split into classid (high half) and objid (low).
+JOB_STATS: Final = """
+SELECT j.job_class,
+       count(*) AS count,
+       count(l.id) AS count_working,
+       count(*) FILTER (WHERE j.error_count > 0) AS count_errored,
+       max(j.error_count) AS highest_error_count,
+       min(j.run_at) AS oldest_run_at
+FROM public.que_jobs AS j
+LEFT JOIN (
+  SELECT (classid::bigint << 32) + objid::bigint AS id
+  FROM pg_locks
+  WHERE locktype = 'advisory' AND objsubid = 1
+) AS l USING (id)
+WHERE j.finished_at IS NULL AND j.expired_at IS NULL
+GROUP BY j.job_class
+ORDER BY count(*) DESC, j.job_class
+"""
+
+JOB_STATES: Final = """
+SELECT j.*, ql.ruby_hostname AS hostname, ql.ruby_pid AS pid
+FROM public.que_jobs AS j
+JOIN (
+  SELECT (classid::bigint << 32) + objid::bigint AS id, pid
+  FROM pg_locks
+  WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+) AS l USING (id)
+LEFT JOIN public.que_lockers AS ql ON ql.pid = l.pid
+ORDER BY j.priority, j.run_at, j.id
+"""
+
+ALL_JOBS: Final = """
+SELECT * FROM public.que_jobs ORDER BY id
+"""
+
+CLEAR_JOBS: Final = """
+DELETE FROM public.que_jobs
+"""

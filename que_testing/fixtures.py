@@ -1,0 +1,126 @@
+"""The fixtures of the que pytest plugin.
+
+Two ways to isolate tests: ``que_db`` runs the test inside a transaction that
+is rolled back (fast; the default behind ``que_jobs``), ``que_committed_db``
+lets data commit through a connection pool and deletes the jobs afterwards
+(for worker pools and LISTEN/NOTIFY, which need other connections).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from que import Que
+from que_testing import _database
+from que_testing.assertions import JobsAssertions
+from que_testing.timetravel import TimeTravel, wall_clock
+
+COMMITTED_POOL_SIZE = 10  # connections; a worker pool of 6 plus the test's own
+
+
+@contextmanager
+def que_settings(**settings: Any) -> Iterator[None]:
+    """Set ``Que`` attributes for the block, then put the old values back."""
+    previous = {name: getattr(Que, name) for name in settings}
+    try:
+        for name, value in settings.items():
+            setattr(Que, name, value)
+        yield
+    finally:
+        for name, value in previous.items():
+            setattr(Que, name, value)
+
+
+@pytest.fixture(scope="session")
+def que_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The connection string of this session's test database, migrated to que's schema."""
+    with _database.migrated_database(_database.find_server(request)) as conninfo:
+        yield conninfo
+
+
+@pytest.fixture(scope="session")
+def _que_connection(que_database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(que_database_url) as connection:
+        yield connection
+
+
+@pytest.fixture
+def que_db(_que_connection: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+    """A connection inside a transaction rolled back after the test; que uses it meanwhile."""
+    if _que_connection.closed:
+        pytest.fail("the que test connection was closed by an earlier test")
+    with que_settings(connection=_que_connection, clock=wall_clock), _que_connection.transaction(
+        force_rollback=True
+    ):
+        yield _que_connection
+
+
+@pytest.fixture(scope="session")
+def _que_pool(que_database_url: str) -> Iterator[ConnectionPool[Any]]:
+    with ConnectionPool(que_database_url, min_size=1, max_size=COMMITTED_POOL_SIZE,
+                        open=True, name="que_testing") as pool:
+        yield pool
+
+
+@pytest.fixture
+def que_committed_db(_que_pool: ConnectionPool[Any]) -> Iterator[ConnectionPool[Any]]:
+    """A connection pool whose writes commit, for tests that need other connections.
+
+    que uses the pool during the test; afterwards every job is deleted.
+    """
+    with que_settings(connection=_que_pool, clock=wall_clock):
+        try:
+            yield _que_pool
+        finally:
+            Que.clear()
+
+
+@pytest.fixture
+def que_jobs(request: pytest.FixtureRequest) -> JobsAssertions:
+    """The enqueued jobs, with assertions and an inline runner.
+
+    Uses ``que_committed_db`` when the test asks for it, else ``que_db``.
+    """
+    committed = "que_committed_db" in request.fixturenames
+    request.getfixturevalue("que_committed_db" if committed else "que_db")
+    return JobsAssertions()
+
+
+@pytest.fixture
+def que_sync() -> Iterator[None]:
+    """``Que.mode = "sync"`` for the test: jobs run inline when enqueued."""
+    with que_settings(mode="sync"):
+        yield
+
+
+@pytest.fixture
+def que_time() -> Iterator[TimeTravel]:
+    """Frozen time that que's clock follows; ``advance()`` it to make jobs ready."""
+    travel = TimeTravel().start()
+    with que_settings(clock=wall_clock):
+        try:
+            yield travel
+        finally:
+            travel.stop()
+
+
+@pytest.fixture(autouse=True)
+def _que_marker(request: pytest.FixtureRequest) -> None:
+    """Apply ``@pytest.mark.que(mode="sync")``; touches no database."""
+    marker = request.node.get_closest_marker("que")
+    if marker is None:
+        return
+    unknown = set(marker.kwargs) - {"mode"} or (marker.args and {"positional arguments"})
+    if unknown:
+        pytest.fail(f"@pytest.mark.que takes only mode=..., not {', '.join(sorted(unknown))}")
+    mode = marker.kwargs.get("mode")
+    if mode == "sync":
+        request.getfixturevalue("que_sync")
+    elif mode is not None:
+        pytest.fail(f"@pytest.mark.que(mode={mode!r}): the marker supports mode='sync'")
