@@ -195,7 +195,9 @@ def build(
     tags = options.get("tags")
     return NewJob(
         job=job_class({}),
-        queue=_check_queue(options.get("queue") or job_class.setting("queue") or config.default_queue),
+        queue=_check_queue(options["queue"] if "queue" in options else (
+            job_class.setting("queue") or config.default_queue
+        )),
         priority=_check_priority(options.get("priority", job_class.setting("priority"))),
         run_at=run_at,
         delay=delay,

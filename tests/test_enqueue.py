@@ -1,0 +1,272 @@
+"""Enqueueing: options, class settings, names, validation and bulk enqueue."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+
+import que
+from que import Job, JobOptionError, Que, SerializationError
+
+
+class Plain(Job):
+    pass
+
+
+class Configured(Job):
+    queue = "mail"
+    priority = 7
+    maximum_retry_count = 3
+
+
+class InheritsConfigured(Configured):
+    pass
+
+
+class CallableSettings(Job):
+    queue = staticmethod(lambda: "computed")
+    priority = staticmethod(lambda: 42)
+    run_at = staticmethod(lambda: timedelta(minutes=10))
+
+
+class Renamed(Job, name="ChargeCreditCard"):
+    pass
+
+
+def test_args_and_kwargs_are_stored_separately(que_jobs):
+    job = Plain.enqueue(1, "two", [3], amount=10, meta={"a": None})
+    assert job.attrs["args"] == [1, "two", [3]]
+    assert job.attrs["kwargs"] == {"amount": 10, "meta": {"a": None}}
+    assert job.attrs["job_class"] == "test_enqueue.Plain"
+    assert job.attrs["job_schema_version"] == 2
+    que_jobs.assert_enqueued(Plain, args=[1, "two", [3]], kwargs={"amount": 10})
+
+
+def test_defaults(que_jobs):
+    job = Plain.enqueue()
+    assert (job.attrs["queue"], job.attrs["priority"], job.attrs["data"]) == ("default", 100, {})
+    assert abs(job.attrs["run_at"] - datetime.now(timezone.utc)) < timedelta(seconds=5)
+
+
+def test_class_settings_are_inherited(que_jobs):
+    job = InheritsConfigured.enqueue()
+    assert (job.attrs["queue"], job.attrs["priority"]) == ("mail", 7)
+    assert job.attrs["job_class"] == "test_enqueue.InheritsConfigured"
+
+
+def test_callable_settings_are_called(que_jobs):
+    job = CallableSettings.enqueue()
+    assert (job.attrs["queue"], job.attrs["priority"]) == ("computed", 42)
+    expected = datetime.now(timezone.utc) + timedelta(minutes=10)
+    assert abs(job.attrs["run_at"] - expected) < timedelta(seconds=5)
+
+
+def test_job_options_override_class_settings(que_jobs):
+    run_at = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    job = Configured.enqueue(job_options={
+        "queue": "other", "priority": 1, "run_at": run_at, "tags": ["a", "b"],
+        "job_class": "Elsewhere",
+    })
+    assert job.attrs["queue"] == "other"
+    assert job.attrs["priority"] == 1
+    assert job.attrs["run_at"] == run_at
+    assert job.attrs["data"] == {"tags": ["a", "b"]}
+    assert job.attrs["job_class"] == "Elsewhere"
+
+
+def test_run_at_timedelta_is_relative_to_the_clock(que_jobs):
+    fixed = datetime(2031, 5, 5, 12, 0, tzinfo=timezone.utc)
+    Que.clock = lambda: fixed
+    job = Plain.enqueue(job_options={"run_at": timedelta(seconds=90.5)})
+    assert job.attrs["run_at"] == fixed + timedelta(seconds=90.5)
+
+
+def test_default_queue_setting(que_jobs):
+    previous = Que.default_queue
+    Que.default_queue = "elsewhere"
+    try:
+        assert Plain.enqueue().attrs["queue"] == "elsewhere"
+        assert Configured.enqueue().attrs["queue"] == "mail"
+    finally:
+        Que.default_queue = previous
+
+
+def test_explicit_name(que_jobs):
+    assert Renamed.enqueue().attrs["job_class"] == "ChargeCreditCard"
+
+
+def test_enqueue_by_name_for_a_class_not_loaded_here(que_jobs):
+    job = que.enqueue(5, job_options={"job_class": "BillingApp::Charge", "queue": "billing"})
+    assert job.attrs["job_class"] == "BillingApp::Charge"
+    que_jobs.assert_enqueued("BillingApp::Charge", args=[5], queue="billing")
+
+
+def test_enqueue_by_name_requires_the_name(que_jobs):
+    with pytest.raises(JobOptionError, match="job_class"):
+        que.enqueue(5, job_options={})
+    assert len(que_jobs) == 0
+
+
+def test_enqueue_returns_an_instance_of_the_class(que_jobs):
+    job = Configured.enqueue()
+    assert isinstance(job, Configured)
+    assert job.id == job.attrs["id"]
+
+
+def test_local_class_without_a_name_is_refused(que_jobs):
+    class Local(Job):
+        pass
+
+    with pytest.raises(JobOptionError, match="inside a function"):
+        Local.enqueue()
+    assert len(que_jobs) == 0
+
+
+def test_local_class_with_a_name_is_fine(que_jobs):
+    class Local(Job, name="tests.LocalNamed"):
+        pass
+
+    assert Local.enqueue().attrs["job_class"] == "tests.LocalNamed"
+
+
+@pytest.mark.parametrize(
+    ("options", "option", "message"),
+    [
+        ({"tags": ["t"] * 6}, "tags", "at most 5 tags"),
+        ({"tags": ["x" * 99]}, "tags", "too long"),
+        ({"tags": "single"}, "tags", "list of strings"),
+        ({"tags": [1]}, "tags", "must be strings"),
+        ({"queue": "q" * 101}, "queue", "100 characters"),
+        ({"queue": ""}, "queue", "non-empty"),
+        ({"queue": 3}, "queue", "non-empty string"),
+        ({"priority": 32768}, "priority", "smallint"),
+        ({"priority": -32769}, "priority", "smallint"),
+        ({"priority": "high"}, "priority", "integer"),
+        ({"priority": True}, "priority", "integer"),
+        ({"job_class": "J" * 201}, "job_class", "200 characters"),
+        ({"run_at": datetime(2030, 1, 1)}, "run_at", "timezone-aware"),
+        ({"run_at": 60}, "run_at", "timedelta"),
+        ({"prority": 1}, "prority", "unknown job option 'prority'"),
+    ],
+)
+def test_bad_options_raise_before_any_sql(que_jobs, options, option, message):
+    statements = []
+    Que.sql_middleware.append(lambda sql, params, call_next: (statements.append(sql), call_next()))
+    try:
+        with pytest.raises(JobOptionError, match=message) as raised:
+            Plain.enqueue(job_options=options)
+    finally:
+        Que.sql_middleware.clear()
+    assert raised.value.option == option
+    assert isinstance(raised.value, ValueError)
+    assert statements == []
+    assert len(que_jobs) == 0
+
+
+def test_limits_that_the_database_accepts_are_accepted(que_jobs):
+    job = Plain.enqueue(job_options={
+        "tags": ["x" * 98] * 5, "queue": "q" * 100, "priority": -32768,
+        "job_class": "J" * 200,
+    })
+    assert job.attrs["data"]["tags"] == ["x" * 98] * 5
+
+
+@pytest.mark.parametrize(
+    "tag", ["x" * 98, "x" * 99, "é" * 98, "é" * 99, '"' * 49, '"' * 50, "\n" * 49, "\n" * 50]
+)
+def test_tags_are_measured_like_the_database_does(que_db, tag):
+    try:
+        Plain.enqueue(job_options={"tags": [tag]})
+        accepted_here = True
+    except JobOptionError:
+        accepted_here = False
+    try:
+        with que_db.transaction():
+            Que.execute(
+                "INSERT INTO que_jobs (job_class, job_schema_version, data) VALUES ('X', 2, %s)",
+                [psycopg.types.json.Jsonb({"tags": [tag]})],
+            )
+        accepted_there = True
+    except psycopg.errors.CheckViolation:
+        accepted_there = False
+    assert accepted_here == accepted_there
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [((object(),), {}), ((), {"when": datetime.now()}), ((float("nan"),), {}), (({1, 2},), {})],
+)
+def test_unserialisable_arguments_raise_type_error(que_jobs, args, kwargs):
+    with pytest.raises(SerializationError, match="cannot be stored as JSON") as raised:
+        Plain.enqueue(*args, **kwargs)
+    assert isinstance(raised.value, TypeError)
+    assert len(que_jobs) == 0
+
+
+def test_enqueue_joins_the_callers_transaction(que_jobs):
+    with pytest.raises(RuntimeError), Que.transaction():
+        Plain.enqueue("rolled back")
+        raise RuntimeError("abort")
+    with Que.transaction():
+        Plain.enqueue("kept")
+    assert [job.args for job in que_jobs] == [["kept"]]
+
+
+def test_bulk_enqueue_inserts_in_one_statement(que_jobs):
+    statements = []
+    Que.sql_middleware.append(lambda sql, params, call_next: (statements.append(sql), call_next()))
+    try:
+        with Que.bulk_enqueue(job_options={"queue": "bulk", "priority": 3}) as batch:
+            first = Plain.enqueue(1)
+            Configured.enqueue(2, job_options={"priority": 9})
+            Plain.enqueue(3, flag=True)
+            assert len(que_jobs.all()) == 0
+    finally:
+        Que.sql_middleware.clear()
+    assert sum("INSERT INTO public.que_jobs" in sql for sql in statements) == 1
+    assert [job.attrs["args"] for job in batch.jobs] == [[1], [2], [3]]
+    assert first.id is not None and first.attrs["queue"] == "bulk"
+    rows = que_jobs.all()
+    assert [(r.queue, r.priority, r.kwargs) for r in rows] == [
+        ("bulk", 3, {}), ("bulk", 9, {}), ("bulk", 3, {"flag": True}),
+    ]
+
+
+def test_bulk_enqueue_inserts_nothing_when_the_block_fails(que_jobs):
+    with pytest.raises(RuntimeError), Que.bulk_enqueue():
+        Plain.enqueue(1)
+        raise RuntimeError("abort")
+    assert len(que_jobs) == 0
+
+
+def test_bulk_enqueue_validates_each_job_before_inserting(que_jobs):
+    with pytest.raises(JobOptionError), Que.bulk_enqueue():
+        Plain.enqueue(1)
+        Plain.enqueue(2, job_options={"priority": 10**6})
+    assert len(que_jobs) == 0
+
+
+def test_bulk_enqueue_rejects_unknown_options_and_nesting(que_jobs):
+    with pytest.raises(JobOptionError, match="unknown job option"), Que.bulk_enqueue(
+        job_options={"colour": "red"}
+    ):
+        pass
+    with pytest.raises(JobOptionError, match="nested"), Que.bulk_enqueue(), Que.bulk_enqueue():
+        pass
+
+
+def test_bulk_enqueue_skips_notify_and_restores_the_setting(que_db):
+    with Que.bulk_enqueue():
+        Plain.enqueue()
+    setting = Que.execute("SELECT current_setting('que.skip_notify', true) AS value")
+    assert setting[0]["value"] in ("", None)
+
+
+def test_database_checks_back_up_the_python_checks(que_db):
+    with pytest.raises(psycopg.errors.CheckViolation), que_db.transaction():
+        Que.execute(
+            "INSERT INTO que_jobs (job_class, job_schema_version, data) VALUES ('X', 2, %s)",
+            ['{"tags": ["' + "x" * 99 + '"]}'],
+        )
