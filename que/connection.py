@@ -23,7 +23,7 @@ Connection: TypeAlias = psycopg.Connection[Any]
 ConnectionProvider: TypeAlias = Callable[[], AbstractContextManager[Connection]]
 """A callable returning a context manager that lends a connection for its block."""
 
-ConnectionLike: TypeAlias = "Connection | ConnectionPool[Any] | ConnectionProvider"
+ConnectionLike: TypeAlias = "Connection | ConnectionPool[Any] | ConnectionProvider | None"
 
 
 class ConnectionSource:
@@ -75,6 +75,8 @@ def _single_connection(connection: Connection) -> ConnectionProvider:
 
 def adapt(target: object) -> ConnectionSource:
     """Wrap whatever the user assigned to ``Que.connection``."""
+    if target is None:
+        return UNCONFIGURED
     if isinstance(target, ConnectionSource):
         return target
     if isinstance(target, psycopg.Connection):
