@@ -97,9 +97,8 @@ def _option(request: pytest.FixtureRequest, name: str, env: str, default: object
 
 
 def database_name() -> str:
-    """One test database per pytest-xdist worker."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    return f"{DATABASE_NAME}_{worker}" if worker else DATABASE_NAME
+    """A test database per test process: per pytest-xdist worker, and per nested run."""
+    return f"{DATABASE_NAME}_{os.getpid()}"
 
 
 @contextmanager
