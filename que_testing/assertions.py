@@ -108,7 +108,8 @@ class JobQuery:
 
     @property
     def fields(self) -> list[str]:
-        return list(self.criteria)
+        """The fields a failure shows: the ones asked about, else the arguments."""
+        return list(self.criteria) or ["args", "kwargs"]
 
     def accepts(self, job: EnqueuedJob) -> bool:
         if self.job_class is not None and job.job_class != self.job_class:

@@ -71,3 +71,11 @@ def test_a_naive_clock_is_refused(que_db):
 def test_time_travel_refuses_to_go_backwards(que_time):
     with pytest.raises(ValueError, match="forward"):
         que_time.advance(seconds=-1)
+
+
+def test_time_travel_with_a_connection_pool_does_not_hang(que_committed_db, que_jobs, que_time):
+    Retries.enqueue()
+    assert que_jobs.work().ran == 1
+    with que_committed_db.connection(timeout=5) as connection:
+        assert connection.execute("SELECT 1").fetchone() == (1,)
+    assert que_time.advance_and_work(minutes=1).ran == 1
