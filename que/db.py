@@ -41,7 +41,7 @@ def run(connection: Connection, statement: str, params: Params = None) -> list[R
 
     def send() -> None:
         with connection.cursor(row_factory=dict_row) as cursor:
-            cursor.execute(statement, params)  # type: ignore[arg-type]
+            cursor.execute(statement, params)
             if cursor.description is not None:
                 rows.extend(cursor.fetchall())
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
-from que import db, enqueue, inline, migrations, sql
-from que.config import Clock, ErrorNotifier, JobMiddleware, LogFormatter, Mode, SQLMiddleware, config
+from que import db, inline, migrations, sql
+from que.config import (
+    Clock,
+    ErrorNotifier,
+    JobMiddleware,
+    LogFormatter,
+    Mode,
+    SQLMiddleware,
+    config,
+)
 from que.connection import Connection, ConnectionLike, ConnectionSource, adapt
 from que.db import Params, Row
+from que.enqueue import BulkEnqueue, JobOptions, bulk_enqueue, enqueue_by_name
 from que.job import Job
 
 T = TypeVar("T")
@@ -99,15 +107,15 @@ class QueFacade:
 
     # -- the queue -------------------------------------------------------------------
 
-    def enqueue(self, *args: Any, job_options: enqueue.JobOptions, **kwargs: Any) -> Job:
+    def enqueue(self, *args: Any, job_options: JobOptions, **kwargs: Any) -> Job:
         """Enqueue a job by name: ``Que.enqueue(1, job_options={"job_class": "Name"})``."""
-        return enqueue.enqueue_by_name(*args, job_options=job_options, **kwargs)
+        return enqueue_by_name(*args, job_options=job_options, **kwargs)
 
     def bulk_enqueue(
-        self, *, job_options: enqueue.JobOptions | None = None, notify: bool = False
-    ) -> AbstractContextManager[enqueue.BulkEnqueue]:
+        self, *, job_options: JobOptions | None = None, notify: bool = False
+    ) -> AbstractContextManager[BulkEnqueue]:
         """Collect the jobs enqueued in the block and insert them in one statement."""
-        return enqueue.bulk_enqueue(job_options=job_options, notify=notify)
+        return bulk_enqueue(job_options=job_options, notify=notify)
 
     def work(self, **options: Any) -> inline.WorkSummary:
         """Run ready jobs here and now; see :func:`que.inline.work` for the options."""
@@ -122,7 +130,8 @@ class QueFacade:
         db.execute(sql.CLEAR_JOBS)
 
     def job_stats(self) -> list[Row]:
-        """Per job class: count, count_working, count_errored, highest_error_count, oldest_run_at."""
+        """Per job class: count, count_working, count_errored, highest_error_count and
+        oldest_run_at, for jobs not finished or expired."""
         return db.execute(sql.JOB_STATS)
 
     def job_states(self) -> list[Row]:

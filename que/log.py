@@ -31,7 +31,7 @@ LEVELS: dict[str, int] = {
 _HOSTNAME = socket.gethostname()
 
 
-def level_number(level: str | int | None | bool) -> int | None:
+def level_number(level: str | int | bool | None) -> int | None:
     """A logging level from a name or number; ``None`` for anything else (not logged)."""
     if isinstance(level, bool) or level is None:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from que import Job, Que, WorkSummary
@@ -120,7 +120,7 @@ class JobQuery:
         actual = getattr(job, name)
         if name == "run_at" and isinstance(expected, (datetime, timedelta)):
             target = _now() + expected if isinstance(expected, timedelta) else expected
-            return abs(actual - target) <= self.tolerance
+            return bool(abs(actual - target) <= self.tolerance)
         if name == "tags" and isinstance(expected, (list, tuple, set)):
             return set(expected) <= set(actual)
         return matches(expected, actual)
@@ -130,7 +130,7 @@ _CRITERIA = {"args", "kwargs", "queue", "priority", "run_at", "tags", "error_cou
 
 
 def _now() -> datetime:
-    return Que.clock() or datetime.now(timezone.utc)
+    return Que.clock() or datetime.now(UTC)
 
 
 class JobsAssertions:

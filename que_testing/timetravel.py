@@ -8,7 +8,7 @@ The database's own ``now()`` is never moved, and que does not rely on it here.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from que import Que, WorkSummary
@@ -20,7 +20,7 @@ REAL_TIME_MODULES = ("psycopg", "psycopg_pool", "que.worker", "que_testing.worke
 
 def wall_clock() -> datetime:
     """Python's current time, aware, in UTC: what que uses as ``now`` in tests."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class TimeTravel:

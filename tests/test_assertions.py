@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -74,14 +74,17 @@ def test_failure_lists_what_was_enqueued_instead(que_jobs):
     SendEmail.enqueue(1, template="welcome")
     SendEmail.enqueue(2, template="reset")
     Charge.enqueue(10)
-    message = failure(lambda: que_jobs.assert_enqueued(SendEmail, args=[3], kwargs={"template": "x"}))
+    message = failure(
+        lambda: que_jobs.assert_enqueued(SendEmail, args=[3], kwargs={"template": "x"})
+    )
+    ids = [job.id for job in que_jobs]
     assert message.splitlines() == [
         "Expected a job matching job_class='test_assertions.SendEmail', args=[3], "
         "kwargs={'template': 'x'}; found 0.",
         "Enqueued jobs (3):",
-        f"  test_assertions.SendEmail(args=[1], kwargs={{'template': 'welcome'}}) [id={que_jobs.all()[0].id}]",
-        f"  test_assertions.SendEmail(args=[2], kwargs={{'template': 'reset'}}) [id={que_jobs.all()[1].id}]",
-        f"  test_assertions.Charge(args=[10], kwargs={{}}) [id={que_jobs.all()[2].id}]",
+        f"  test_assertions.SendEmail(args=[1], kwargs={{'template': 'welcome'}}) [id={ids[0]}]",
+        f"  test_assertions.SendEmail(args=[2], kwargs={{'template': 'reset'}}) [id={ids[1]}]",
+        f"  test_assertions.Charge(args=[10], kwargs={{}}) [id={ids[2]}]",
     ]
 
 
@@ -147,7 +150,7 @@ def test_work_options_queue_limit_and_recursion(que_jobs):
 
 
 def test_work_can_include_scheduled_jobs(que_jobs):
-    Charge.enqueue(1, job_options={"run_at": datetime(2999, 1, 1, tzinfo=timezone.utc)})
+    Charge.enqueue(1, job_options={"run_at": datetime(2999, 1, 1, tzinfo=UTC)})
     assert que_jobs.work().ran == 0
     assert que_jobs.work(include_scheduled=True).ran == 1
 

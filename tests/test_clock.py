@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from que import ConfigurationError, Job, Que
 
-FIXED = datetime(2040, 2, 29, 23, 59, 59, 999999, tzinfo=timezone.utc)
+FIXED = datetime(2040, 2, 29, 23, 59, 59, 999999, tzinfo=UTC)
 
 
 class Noop(Job):

@@ -25,7 +25,7 @@ def count_jobs(conninfo: str) -> int:
 
 def test_no_connection_configured_says_how_to_configure_one():
     with que_settings(connection=None), pytest.raises(
-        ConfigurationError, match="Que.connection to a psycopg"
+        ConfigurationError, match=r"Que\.connection to a psycopg"
     ):
         Plain.enqueue()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -47,7 +47,7 @@ def test_args_and_kwargs_are_stored_separately(que_jobs):
 def test_defaults(que_jobs):
     job = Plain.enqueue()
     assert (job.attrs["queue"], job.attrs["priority"], job.attrs["data"]) == ("default", 100, {})
-    assert abs(job.attrs["run_at"] - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    assert abs(job.attrs["run_at"] - datetime.now(UTC)) < timedelta(seconds=5)
 
 
 def test_class_settings_are_inherited(que_jobs):
@@ -59,12 +59,12 @@ def test_class_settings_are_inherited(que_jobs):
 def test_callable_settings_are_called(que_jobs):
     job = CallableSettings.enqueue()
     assert (job.attrs["queue"], job.attrs["priority"]) == ("computed", 42)
-    expected = datetime.now(timezone.utc) + timedelta(minutes=10)
+    expected = datetime.now(UTC) + timedelta(minutes=10)
     assert abs(job.attrs["run_at"] - expected) < timedelta(seconds=5)
 
 
 def test_job_options_override_class_settings(que_jobs):
-    run_at = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    run_at = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     job = Configured.enqueue(job_options={
         "queue": "other", "priority": 1, "run_at": run_at, "tags": ["a", "b"],
         "job_class": "Elsewhere",
@@ -77,7 +77,7 @@ def test_job_options_override_class_settings(que_jobs):
 
 
 def test_run_at_timedelta_is_relative_to_the_clock(que_jobs):
-    fixed = datetime(2031, 5, 5, 12, 0, tzinfo=timezone.utc)
+    fixed = datetime(2031, 5, 5, 12, 0, tzinfo=UTC)
     Que.clock = lambda: fixed
     job = Plain.enqueue(job_options={"run_at": timedelta(seconds=90.5)})
     assert job.attrs["run_at"] == fixed + timedelta(seconds=90.5)

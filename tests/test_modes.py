@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import pytest
 
@@ -10,7 +11,7 @@ from que import ConfigurationError, Job, Que
 
 
 class Records(Job):
-    runs: list[tuple[object, ...]] = []
+    runs: ClassVar[list[tuple[object, ...]]] = []
 
     def run(self, *args, **kwargs):
         Records.runs.append((args, kwargs, self.error_count, self.id))
@@ -88,14 +89,14 @@ def test_sync_applies_job_middleware(que_sync):
 
 def test_sync_inserts_a_job_scheduled_in_the_future(que_jobs, que_sync):
     Records.enqueue(job_options={"run_at": timedelta(hours=1)})
-    later = datetime.now(timezone.utc) + timedelta(days=1)
+    later = datetime.now(UTC) + timedelta(days=1)
     Records.enqueue(job_options={"run_at": later})
     assert Records.runs == []
     assert len(que_jobs) == 2
 
 
 def test_sync_runs_a_job_scheduled_in_the_past(que_jobs, que_sync):
-    Records.enqueue(job_options={"run_at": datetime(2000, 1, 1, tzinfo=timezone.utc)})
+    Records.enqueue(job_options={"run_at": datetime(2000, 1, 1, tzinfo=UTC)})
     assert len(Records.runs) == 1
     assert len(que_jobs) == 0
 
@@ -109,6 +110,6 @@ def test_run_synchronously_class_setting(que_jobs):
 
 @pytest.mark.parametrize("mode", ["on", "SYNC", None, "asynchronous"])
 def test_invalid_mode_is_refused(mode):
-    with pytest.raises(ConfigurationError, match="Que.mode must be one of"):
+    with pytest.raises(ConfigurationError, match=r"Que\.mode must be one of"):
         Que.mode = mode
     assert Que.mode == "off"

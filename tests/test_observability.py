@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -82,7 +82,10 @@ def test_job_errored_is_logged_at_error(que_jobs, caplog):
 
 
 def test_log_formatter_formats_or_suppresses(que_jobs, caplog):
-    Que.log_formatter = lambda data: f"{data['event']} #{data['job_id']}" if data["job_id"] % 2 else None
+    def odd_jobs_only(data):
+        return f"{data['event']} #{data['job_id']}" if data["job_id"] % 2 else None
+
+    Que.log_formatter = odd_jobs_only
     try:
         jobs = [Quick.enqueue() for _ in range(2)]
         with caplog.at_level(logging.DEBUG, logger="que"):
@@ -128,7 +131,7 @@ def test_sql_middleware_that_skips_call_next_is_an_error(que_db):
 
 
 def test_job_stats(que_jobs, que_db):
-    first = Quick.enqueue(job_options={"run_at": datetime(2001, 1, 1, tzinfo=timezone.utc)})
+    first = Quick.enqueue(job_options={"run_at": datetime(2001, 1, 1, tzinfo=UTC)})
     Quick.enqueue()
     failed = Breaks.enqueue()
     Que.execute("UPDATE que_jobs SET error_count = 3 WHERE id = %s", [failed.id])
@@ -139,7 +142,7 @@ def test_job_stats(que_jobs, que_db):
         Que.execute("SELECT pg_advisory_unlock(%s)", [first.id])
     quick = stats["test_observability.Quick"]
     assert (quick["count"], quick["count_working"], quick["count_errored"]) == (2, 1, 0)
-    assert quick["oldest_run_at"] == datetime(2001, 1, 1, tzinfo=timezone.utc)
+    assert quick["oldest_run_at"] == datetime(2001, 1, 1, tzinfo=UTC)
     breaks = stats["test_observability.Breaks"]
     assert (breaks["count"], breaks["count_errored"], breaks["highest_error_count"]) == (1, 1, 3)
 

@@ -116,7 +116,8 @@ def test_no_database_gives_a_clear_message(pytester, monkeypatch):
     monkeypatch.delenv("QUE_TEST_DATABASE_URL", raising=False)
     pytester.makepyfile(test_one="def test_one(que_db):\n    pass\n")
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--postgresql-port", "1", "--postgresql-exec", "/nonexistent/pg_ctl"
+        "-p", "no:cacheprovider",
+        "--postgresql-port", "1", "--postgresql-exec", "/nonexistent/pg_ctl",
     )
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*que_testing found no PostgreSQL server at *:1*--que-dsn*"])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import pytest
 
 from que import Job, Que, default_retry_interval
 
-T0 = datetime(2030, 6, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def only_job():
 
 
 class Succeeds(Job):
-    ran: list[object] = []
+    ran: ClassVar[list[object]] = []
 
     def run(self, *args, **kwargs):
         Succeeds.ran.append((args, kwargs))
@@ -224,7 +225,7 @@ def test_handle_error_decides_and_its_result_decides_notification(que_jobs, cloc
 
 
 class SeesErrorCount(Job):
-    seen: list[int] = []
+    seen: ClassVar[list[int]] = []
 
     def run(self):
         raise RuntimeError("x")
