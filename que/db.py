@@ -1,8 +1,10 @@
 """Running SQL on the configured connection: checkouts, transactions, statements.
 
 Every statement que sends goes through :func:`run`, so ``Que.sql_middleware``
-sees them all. A statement run outside a transaction commits on its own, as it
-would with an autocommit connection; inside one, it joins it.
+sees them all. que never commits a transaction it did not open: a statement
+joins whatever transaction the connection is in, so it commits when the caller
+commits (a psycopg_pool checkout commits when it ends; an autocommit connection
+commits each statement).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeAlias
 
-from psycopg import pq
 from psycopg.rows import dict_row
 
 from que.config import config
@@ -51,14 +52,6 @@ def run(connection: Connection, statement: str, params: Params = None) -> list[R
 
 
 def execute(statement: str, params: Params = None) -> list[Row]:
-    """Run a statement on this thread's connection, committing it if no transaction is open."""
+    """Run a statement on this thread's connection, in whatever transaction it is in."""
     with checkout() as connection:
-        if connection.autocommit or connection.info.transaction_status != pq.TransactionStatus.IDLE:
-            return run(connection, statement, params)
-        try:
-            rows = run(connection, statement, params)
-        except BaseException:
-            connection.rollback()
-            raise
-        connection.commit()
-        return rows
+        return run(connection, statement, params)

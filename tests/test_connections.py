@@ -111,13 +111,23 @@ def test_enqueue_on_the_callers_own_connection(que_committed_db, que_database_ur
     assert count_jobs(que_database_url) == 1
 
 
-def test_plain_connection_joins_an_open_transaction(que_database_url):
+def test_que_leaves_committing_to_the_owner_of_a_plain_connection(que_database_url):
     with psycopg.connect(que_database_url) as connection, que_settings(connection=connection):
-        connection.execute("SELECT 1")  # opens a transaction, as psycopg does
         Plain.enqueue()
-        connection.rollback()
         assert count_jobs(que_database_url) == 0
-        Plain.enqueue()  # idle connection: que commits its own statement
+        connection.rollback()
+        Plain.enqueue()
+        connection.commit()
+        assert count_jobs(que_database_url) == 1
+        Que.clear()
+        connection.commit()
+
+
+def test_an_autocommit_connection_commits_each_enqueue(que_database_url):
+    with psycopg.connect(que_database_url, autocommit=True) as connection, que_settings(
+        connection=connection
+    ):
+        Plain.enqueue()
         assert count_jobs(que_database_url) == 1
         Que.clear()
 
