@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 from que import db, registry, sql
 from que.config import config
-from que.errors import JobOptionError, SerializationError, UnknownJobClass
+from que.errors import JobOptionError, SerializationError
 from que.job import Job
 from que.runner import run_job
 
@@ -115,10 +115,8 @@ def enqueue_by_name(*args: Any, job_options: JobOptions, **kwargs: Any) -> Job:
             "que.enqueue() needs job_options={'job_class': 'Name'}; to enqueue a class "
             "you can import, call MyJob.enqueue(...)",
         )
-    try:
-        job_class = registry.resolve(name)
-    except UnknownJobClass:
-        job_class = Job
+    # Sync mode must run it, so the class has to be found; otherwise the name is enough.
+    job_class = registry.resolve(name) if config.mode == "sync" else registry.find(name) or Job
     return enqueue_job(job_class, args, kwargs, job_options)
 
 
@@ -184,7 +182,7 @@ def build(
     """Check a job's options and arguments and make its row's values."""
     _check_option_names(options)
     name = options.get("job_class", job_class.job_name)
-    if "job_class" not in options and not job_class._explicit_name and "<locals>" in name:
+    if "<locals>" in name:
         raise JobOptionError(
             "job_class",
             f"{job_class.__qualname__} is defined inside a function, so a worker could "

@@ -67,18 +67,15 @@ class Job:
     def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.job_name = name if name is not None else f"{cls.__module__}.{cls.__qualname__}"
-        cls._explicit_name = name is not None
-        if name is not None or "<locals>" not in cls.__qualname__:
+        if "<locals>" not in cls.job_name:  # a worker could never find it by name
             registry.register(cls)
-
-    _explicit_name: ClassVar[bool] = True
 
     def __init__(self, attrs: dict[str, Any]) -> None:
         self.attrs = attrs
         """The job's row, as a dict of column name to value."""
         self.resolution: Resolution | None = None
         """What has been done with the row, once a resolve helper ran."""
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
         """The error of the current run, while ``handle_error`` runs."""
 
     def __repr__(self) -> str:

@@ -31,6 +31,11 @@ def register(job_class: type[Job]) -> None:
     _classes[name] = job_class
 
 
+def find(name: str) -> type[Job] | None:
+    """The class registered as ``name``, if this process has defined it."""
+    return _classes.get(name)
+
+
 def resolve(name: str) -> type[Job]:
     """The class stored as ``name``: registered, or importable by its dotted path."""
     found = _classes.get(name)

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import pytest
 
-from que import ConfigurationError, Job, Que
+from que import ConfigurationError, Job, Que, UnknownJobClass
 
 
 class Records(Job):
@@ -113,3 +113,13 @@ def test_invalid_mode_is_refused(mode):
     with pytest.raises(ConfigurationError, match=r"Que\.mode must be one of"):
         Que.mode = mode
     assert Que.mode == "off"
+
+
+def test_sync_enqueue_by_name_runs_the_registered_class(que_sync):
+    Que.enqueue(3, job_options={"job_class": Records.job_name})
+    assert [run[0] for run in Records.runs] == [(3,)]
+
+
+def test_sync_enqueue_by_unknown_name_raises(que_sync):
+    with pytest.raises(UnknownJobClass, match=r"no\.such\.Job"):
+        Que.enqueue(job_options={"job_class": "no.such.Job"})
