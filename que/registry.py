@@ -25,10 +25,14 @@ def register(job_class: type[Job]) -> None:
     """Remember ``job_class`` under its job name; a later class of that name wins."""
     name = job_class.job_name
     previous = _classes.get(name)
-    if previous is not None and previous.__qualname__ != job_class.__qualname__:
+    if previous is not None and _path(previous) != _path(job_class):
         log_event(logging.WARNING, "job_class_renamed", job_class=name, previous=repr(previous),
                   current=repr(job_class))
     _classes[name] = job_class
+
+
+def _path(job_class: type[Job]) -> str:
+    return f"{job_class.__module__}.{job_class.__qualname__}"
 
 
 def find(name: str) -> type[Job] | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from que import db, registry
 from que.config import config
-from que.errors import UnknownJobClass
+from que.errors import Error, UnknownJobClass
 from que.job import Job, error_message
 from que.log import level_number, log_event
 from que.middleware import run_through
@@ -75,12 +75,16 @@ def _perform(job: Job) -> Exception | None:
         if job.resolution is None:
             job.default_resolve_action()
 
+    def through_middleware() -> None:
+        if not run_through(config.job_middleware, (job,), work):
+            raise Error("a job middleware did not call call_next(), so the job did not run")
+
     try:
         if job.id is None:
-            run_through(config.job_middleware, (job,), work)
+            through_middleware()
         else:
             with db.transaction():
-                run_through(config.job_middleware, (job,), work)
+                through_middleware()
     except Exception as error:
         job.resolution = None  # whatever it resolved was rolled back
         return error
@@ -97,8 +101,8 @@ def _handle_error(job: Job, error: Exception) -> None:
         log_event(logging.ERROR, "handle_error_failed", job_id=job.id,
                   error=error_message(handler_error))
         errors = [error, handler_error]
-        if job.resolution is None:
-            Job.handle_error(job, error)
+    if job.resolution is None:  # left as it was, the job would be ready again at once
+        Job.handle_error(job, error)
     for reported in errors:
         _notify(reported, job)
 

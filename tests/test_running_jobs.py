@@ -353,3 +353,31 @@ def test_job_middleware_wraps_runs_first_added_outermost(que_jobs):
     finally:
         Que.job_middleware.clear()
     assert calls == [("outer", "Succeeds"), "inner", "outer done"]
+
+
+class LeavesItAlone(Job):
+    def run(self):
+        raise RuntimeError("unhandled")
+
+    def handle_error(self, error):
+        return True
+
+
+def test_handle_error_that_resolves_nothing_falls_back_to_the_default_retry(que_jobs, clock):
+    LeavesItAlone.enqueue()
+    que_jobs.work()
+    row = only_job()
+    assert (row["error_count"], row["run_at"]) == (1, T0 + timedelta(seconds=4))
+
+
+def test_job_middleware_that_skips_call_next_counts_as_an_error(que_jobs, clock):
+    Succeeds.ran.clear()
+    Que.job_middleware.append(lambda job, call_next: None)
+    try:
+        Succeeds.enqueue()
+        summary = que_jobs.work()
+    finally:
+        Que.job_middleware.clear()
+    assert Succeeds.ran == []
+    assert summary.failed == 1
+    assert only_job()["last_error_message"].startswith("Error: a job middleware did not call")
