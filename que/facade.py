@@ -64,7 +64,18 @@ class QueFacade:
 
     @mode.setter
     def mode(self, mode: Mode) -> None:
+        from que.worker import inprocess  # the worker builds on the core, not the reverse
+
+        previous = config.mode
         config.mode = mode
+        try:
+            if mode == "async":
+                inprocess.start()
+            elif previous == "async":
+                inprocess.stop()
+        except BaseException:
+            config.mode = previous
+            raise
 
     @property
     def job_middleware(self) -> list[JobMiddleware]:

@@ -152,7 +152,8 @@ FROM public.que_jobs AS j
 LEFT JOIN (
   SELECT (classid::bigint << 32) + objid::bigint AS id
   FROM pg_locks
-  WHERE locktype = 'advisory' AND objsubid = 1
+  WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 ) AS l USING (id)
 WHERE j.finished_at IS NULL AND j.expired_at IS NULL
 GROUP BY j.job_class
@@ -166,6 +167,7 @@ JOIN (
   SELECT (classid::bigint << 32) + objid::bigint AS id, pid
   FROM pg_locks
   WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 ) AS l USING (id)
 LEFT JOIN public.que_lockers AS ql ON ql.pid = l.pid
 ORDER BY j.priority, j.run_at, j.id
@@ -177,4 +179,92 @@ SELECT * FROM public.que_jobs ORDER BY id
 
 CLEAR_JOBS: Final = """
 DELETE FROM public.que_jobs
+"""
+
+# -- the worker pool ----------------------------------------------------------------
+#
+# A worker process's locker holds every advisory lock of the process on one
+# dedicated connection. The lock key is the job id itself (one bigint key),
+# which pg_locks shows split into classid (high half) and objid (low half) with
+# objsubid 1.
+
+# Forget lockers whose connection is gone, and any row this backend left behind.
+CLEAN_LOCKERS: Final = """
+DELETE FROM public.que_lockers
+WHERE pid = pg_backend_pid()
+   OR pid NOT IN (SELECT pid FROM pg_catalog.pg_stat_activity WHERE pid IS NOT NULL)
+"""
+
+# worker_priorities holds NULL for an "any" worker; ruby_pid and ruby_hostname
+# are the worker process's, whatever its language.
+REGISTER_LOCKER: Final = """
+INSERT INTO public.que_lockers
+  (pid, worker_count, worker_priorities, ruby_pid, ruby_hostname, queues, listening,
+   job_schema_version)
+VALUES
+  (pg_backend_pid(), %(worker_count)s::integer, %(worker_priorities)s::integer[],
+   %(process_pid)s::integer, %(hostname)s::text, %(queues)s::text[], %(listening)s::boolean, 2)
+"""
+
+UNREGISTER_LOCKER: Final = """
+DELETE FROM public.que_lockers WHERE pid = pg_backend_pid()
+"""
+
+# The channel que_job_notify sends to: que_listener_<this backend's pid>.
+LISTEN_LOCKER: Final = """
+DO $listen$ BEGIN EXECUTE 'LISTEN que_listener_' || pg_backend_pid(); END $listen$
+"""
+
+UNLISTEN_ALL: Final = """
+UNLISTEN *
+"""
+
+# Ready jobs of one queue that no session holds an advisory lock on, most
+# important first, up to %(limit)s of them. Leaving out the jobs locked
+# elsewhere (one hashed look-up each) keeps the poll from trying, and failing,
+# to lock every job other processes are working at the head of the queue. It only picks candidates:
+# the caller locks them with LOCK_JOBS, where a race is simply a lock not taken.
+POLL_JOBS: Final = """
+SELECT id, priority, run_at
+FROM public.que_jobs
+WHERE queue = %(queue)s::text
+  AND job_schema_version = 2
+  AND finished_at IS NULL
+  AND expired_at IS NULL
+  AND run_at <= coalesce(%(now)s::timestamptz, now())
+  AND id <> ALL (%(held)s::bigint[])
+  AND id NOT IN (
+    SELECT (l.classid::bigint << 32) | l.objid::bigint
+    FROM pg_catalog.pg_locks AS l
+    WHERE l.locktype = 'advisory'
+      AND l.objsubid = 1
+      AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                        WHERE datname = pg_catalog.current_database())
+  )
+ORDER BY priority, run_at, id
+LIMIT %(limit)s::integer
+"""
+
+# Try to lock each id; says which locks were taken.
+LOCK_JOBS: Final = """
+SELECT t.id, pg_try_advisory_lock(t.id) AS locked
+FROM unnest(%(ids)s::bigint[]) AS t (id)
+"""
+
+# Advisory locks are not MVCC: a job can be locked just after another process
+# worked and deleted it. Run after LOCK_JOBS, in a later snapshot, this returns
+# the rows of the locked jobs that are still there to be worked.
+CHECK_LOCKED_JOBS: Final = """
+SELECT *
+FROM public.que_jobs
+WHERE id = ANY (%(ids)s::bigint[])
+  AND job_schema_version = 2
+  AND finished_at IS NULL
+  AND expired_at IS NULL
+  AND run_at <= coalesce(%(now)s::timestamptz, now())
+"""
+
+UNLOCK_JOBS: Final = """
+SELECT t.id, pg_advisory_unlock(t.id) AS unlocked
+FROM unnest(%(ids)s::bigint[]) AS t (id)
 """

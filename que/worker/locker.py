@@ -1,0 +1,334 @@
+"""The locker: the thread that owns the process's lock connection and runs the pool.
+
+One dedicated autocommit connection holds every advisory lock the process
+takes. The locker registers the process in ``que_lockers``, listens on
+``que_listener_<backend pid>``, polls its queues, takes announced jobs, feeds
+the buffer, and releases the locks of finished jobs in one statement per
+batch. It wakes every wait period, and at once when a notification arrives or
+the buffer runs low.
+
+If the connection is lost, the locks went with it: buffered jobs are dropped
+(any process may take them now), and the locker reconnects with back-off,
+locks the jobs still running here again, and carries on.
+
+Times compared with job times come from ``config.now()`` (the job clock, which
+tests may freeze); the locker's own waits use the real monotonic clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import select
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from que import db, sql
+from que.config import config
+from que.connection import Connection
+from que.job import error_message
+from que.log import log_event
+from que.worker import listener, locks, poller
+from que.worker._clock import monotonic
+from que.worker.buffer import BufferedJob, JobBuffer
+from que.worker.settings import PoolSettings
+
+RECONNECT_BACKOFF_START = 0.1  # seconds before the first reconnection attempt; doubles
+RECONNECT_BACKOFF_MAXIMUM = 5.0  # seconds
+CONNECT_TIMEOUT = 10  # seconds for one connection attempt
+APPLICATION_NAME = "que-locker"
+
+
+def _next_backoff(current: float) -> float:
+    return min(RECONNECT_BACKOFF_MAXIMUM, current * 2 or RECONNECT_BACKOFF_START)
+
+
+class Locker:
+    """Holds the locks and drives polling, notifications, the buffer and unlocking."""
+
+    def __init__(
+        self,
+        *,
+        conninfo: str,
+        settings: PoolSettings,
+        queues: Mapping[str, float],
+        buffer: JobBuffer,
+        workers_done: Callable[[], bool],
+    ) -> None:
+        self._conninfo = conninfo
+        self._settings = settings
+        self._queues = dict(queues)
+        self._schedule = poller.PollSchedule(queues)
+        self._buffer = buffer
+        self._workers_done = workers_done
+        self._connection: Connection | None = None
+        self._held: set[int] = set()
+        self._finished: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._wake_receiver, self._wake_sender = socket.socketpair()
+        self._wake_receiver.setblocking(False)
+        self._wake_sender.setblocking(False)
+        self._thread = threading.Thread(target=self._run, name="que-locker", daemon=True)
+        self.backend_pid: int | None = None
+        """The lock connection's backend pid (the ``que_lockers`` row's pid)."""
+        self.polls = 0
+        self.reconnects = 0
+
+    # -- used from other threads -------------------------------------------------------
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self._stopping
+
+    @property
+    def held_count(self) -> int:
+        return len(self._held)
+
+    def start(self) -> None:
+        """Connect and register (errors propagate to the caller), then run in a thread."""
+        try:
+            self._connect()
+        except BaseException:
+            self._wake_receiver.close()
+            self._wake_sender.close()
+            raise
+        self._thread.start()
+
+    def job_finished(self, job_id: int) -> None:
+        """A worker is done with ``job_id`` (committed or rolled back): release its lock.
+
+        Locks are released in batches, the next time the locker wakes.
+        """
+        self._finished.put(job_id)
+
+    def wake(self) -> None:
+        """Make the locker look at its state now rather than at the end of its wait."""
+        # OSError: the socket is full (the locker is awake anyway) or closed (it stopped).
+        with contextlib.suppress(OSError):
+            self._wake_sender.send(b"\0")
+
+    def request_stop(self) -> None:
+        """Begin shutting down; safe to call from a signal handler."""
+        self._stopping.set()
+        self.wake()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the locker (and so every worker) to be done; ``False`` on timeout."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- the connection --------------------------------------------------------------
+
+    def _connect(self) -> None:
+        options: dict[str, Any] = {"autocommit": True}
+        given = conninfo_to_dict(self._conninfo)
+        if "application_name" not in given:
+            options["application_name"] = APPLICATION_NAME
+        if "connect_timeout" not in given:
+            options["connect_timeout"] = CONNECT_TIMEOUT
+        connection = psycopg.connect(self._conninfo, **options)
+        try:
+            db.run(connection, sql.CLEAN_LOCKERS)
+            self._relock(connection)
+            if self._settings.listen:
+                listener.listen(connection)
+            db.run(connection, sql.REGISTER_LOCKER, {
+                "worker_count": self._settings.worker_count,
+                "worker_priorities": list(self._settings.worker_priorities),
+                "process_pid": os.getpid(),
+                "hostname": socket.gethostname(),
+                "queues": list(self._queues),
+                "listening": self._settings.listen,
+            })
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+        self.backend_pid = connection.info.backend_pid
+        self._schedule.reset()
+
+    def _relock(self, connection: Connection) -> None:
+        """After a reconnect: lock the jobs still running here again."""
+        self._held.difference_update(self._drain_finished())
+        if not self._held:
+            return
+        relocked = set(locks.try_lock(connection, self._held))
+        lost = sorted(self._held - relocked)
+        if lost:
+            log_event(logging.WARNING, "job_lock_lost", job_ids=lost,
+                      detail="another process locked these jobs while the lock "
+                             "connection was down; they may run twice")
+        self._held = relocked
+
+    def _lost(self, error: BaseException) -> None:
+        """The connection failed: its locks are gone, so forget the buffered jobs."""
+        dropped = self._buffer.clear()
+        self._held.difference_update(job.id for job in dropped)
+        log_event(logging.WARNING, "locker_connection_lost", error=error_message(error),
+                  backend_pid=self.backend_pid, dropped_job_ids=[job.id for job in dropped],
+                  running_job_ids=sorted(self._held))
+        self._close()
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # already broken
+                connection.close()
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = 0.0
+        try:
+            while not self._stopping.is_set():
+                if self._connection is None:
+                    if backoff and self._stopping.wait(backoff):
+                        break
+                    try:
+                        self._connect()
+                    except Exception as error:
+                        backoff = _next_backoff(backoff)
+                        log_event(logging.ERROR, "locker_connect_failed",
+                                  error=error_message(error), retry_in=backoff)
+                        continue
+                    self.reconnects += 1
+                    log_event(logging.INFO, "locker_reconnected", backend_pid=self.backend_pid,
+                              running_job_ids=sorted(self._held))
+                try:
+                    self._cycle(self._require_connection())
+                    backoff = 0.0
+                except Exception as error:
+                    self._lost(error)
+                    backoff = _next_backoff(backoff)
+        finally:
+            self._shutdown()
+
+    def _require_connection(self) -> Connection:
+        connection = self._connection
+        if connection is None or connection.broken or connection.closed:
+            raise psycopg.OperationalError("the lock connection is closed")
+        return connection
+
+    def _cycle(self, connection: Connection) -> None:
+        self._unlock_finished(connection)
+        now = monotonic()
+        for name in self._schedule.queues:
+            slots = self._buffer.slots()
+            if not self._schedule.due(name, slots, now):
+                continue
+            result = poller.poll(connection, name, slots, held=self._held, now=config.now())
+            self.polls += 1
+            self._push(connection, result.rows)
+            self._schedule.polled(name, result.more, self._buffer.slots(), now)
+            log_event(logging.DEBUG, "poll", internal=True, queue=name,
+                      job_ids=[row["id"] for row in result.rows], more=result.more)
+        announcements = listener.receive(connection, self._queues)
+        if announcements:
+            self._take_announced(connection, announcements)
+        self._wait(min(self._settings.wait_period, self._schedule.seconds_until_due()),
+                   connection)
+
+    def _take_announced(
+        self, connection: Connection, announcements: list[listener.Announcement]
+    ) -> None:
+        fresh = sorted((a for a in announcements if a.id not in self._held),
+                       key=lambda a: a.key)
+        slots = self._buffer.slots()
+        taken = fresh[:slots.accept([a.priority for a in fresh])]
+        rows, _refused = locks.lock_rows(connection, [a.id for a in taken], config.now())
+        self._push(connection, rows)
+        left = {a.queue for a in fresh[len(taken):]}
+        for name in left:
+            self._schedule.left_jobs(name, self._buffer.slots())
+        log_event(logging.DEBUG, "jobs_announced", internal=True,
+                  job_ids=[a.id for a in announcements], taken=[row["id"] for row in rows],
+                  left_for_polling=sorted(left))
+
+    def _push(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        self._held.update(row["id"] for row in rows)
+        overflow = self._buffer.push(BufferedJob.from_row(row) for row in rows)
+        if overflow:
+            ids = [job.id for job in overflow]
+            self._release(connection, ids)
+            log_event(logging.DEBUG, "jobs_displaced", internal=True, job_ids=ids)
+
+    def _release(self, connection: Connection, ids: Iterable[int]) -> None:
+        ids = [job_id for job_id in ids if job_id in self._held]
+        self._held.difference_update(ids)
+        locks.unlock(connection, ids)
+
+    def _drain_finished(self) -> list[int]:
+        ids: list[int] = []
+        while True:
+            try:
+                ids.append(self._finished.get_nowait())
+            except queue.Empty:
+                return ids
+
+    def _unlock_finished(self, connection: Connection) -> None:
+        ids = self._drain_finished()
+        if ids:
+            self._release(connection, ids)
+            log_event(logging.DEBUG, "jobs_unlocked", internal=True, job_ids=ids)
+
+    def _wait(self, timeout: float, connection: Connection | None = None) -> None:
+        """Sleep until woken, a notification arrives, or ``timeout`` seconds pass."""
+        sockets: list[Any] = [self._wake_receiver]
+        if connection is not None:
+            sockets.append(connection.fileno())
+        readable, _, _ = select.select(sockets, [], [], timeout)
+        if self._wake_receiver in readable:
+            try:
+                while self._wake_receiver.recv(4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    # -- stopping --------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        """Release the buffer at once, let running jobs finish, then deregister."""
+        released = [job.id for job in self._buffer.close()]
+        connection = self._connection
+        if connection is not None:
+            try:
+                db.run(connection, sql.UNREGISTER_LOCKER)
+                if self._settings.listen:
+                    listener.unlisten(connection)
+                self._release(connection, released)
+            except Exception as error:
+                log_event(logging.WARNING, "locker_connection_lost", error=error_message(error),
+                          backend_pid=self.backend_pid, during="shutdown")
+                self._close()
+                connection = None
+        log_event(logging.INFO, "jobs_released", job_ids=released)
+        while not self._workers_done():
+            self._wait(self._settings.wait_period)
+            if connection is not None:
+                try:
+                    self._unlock_finished(connection)
+                except Exception as error:
+                    log_event(logging.WARNING, "locker_connection_lost",
+                              error=error_message(error), backend_pid=self.backend_pid,
+                              during="shutdown")
+                    self._close()
+                    connection = None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # closing releases the locks anyway
+                self._unlock_finished(connection)
+        self._close()
+        self._wake_receiver.close()
+        self._wake_sender.close()

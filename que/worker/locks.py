@@ -1,0 +1,59 @@
+"""Advisory locks on the locker's connection: take them, check the rows, give them back.
+
+Only the locker thread calls these, on its dedicated connection, which holds
+every lock of the process. A lock is keyed by the job id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable
+from datetime import datetime
+from typing import Any
+
+from que import db, sql
+from que.connection import Connection
+from que.log import log_event
+
+
+def try_lock(connection: Connection, ids: Collection[int]) -> list[int]:
+    """Lock what can be locked of ``ids`` (none of them held already); return those ids."""
+    if not ids:
+        return []
+    rows = db.run(connection, sql.LOCK_JOBS, {"ids": list(ids)})
+    return [row["id"] for row in rows if row["locked"]]
+
+
+def unlock(connection: Connection, ids: Iterable[int]) -> None:
+    """Release locks this connection holds, in one statement."""
+    ids = list(ids)
+    if not ids:
+        return
+    rows = db.run(connection, sql.UNLOCK_JOBS, {"ids": ids})
+    missing = [row["id"] for row in rows if not row["unlocked"]]
+    if missing:
+        log_event(logging.WARNING, "job_unlock_failed", job_ids=missing,
+                  detail="the locker did not hold these locks")
+
+
+def lock_rows(
+    connection: Connection, ids: Collection[int], now: datetime | None
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Lock jobs and read their rows; return (rows to work, ids that were not locked).
+
+    A job locked just after another process finished it (advisory locks are not
+    MVCC) has no row, or a finished, expired or rescheduled one, by the time it
+    is read again: it is unlocked and left out.
+    """
+    locked = try_lock(connection, ids)
+    taken = set(locked)
+    refused = [job_id for job_id in ids if job_id not in taken]
+    if not locked:
+        return [], refused
+    rows = db.run(connection, sql.CHECK_LOCKED_JOBS, {"ids": locked, "now": now})
+    found = {row["id"] for row in rows}
+    gone = [job_id for job_id in locked if job_id not in found]
+    if gone:
+        unlock(connection, gone)
+        log_event(logging.DEBUG, "jobs_gone_after_lock", internal=True, job_ids=gone)
+    return rows, refused

@@ -1,0 +1,188 @@
+"""``WorkerPool``: a locker, a job buffer and worker threads, with one start/stop lifecycle.
+
+    pool = WorkerPool(PoolSettings(worker_priorities=(10, None), queues={"default": 1.0}))
+    pool.start()          # connects the locker; raises if the database is unreachable
+    ...
+    pool.stop()           # buffered jobs released at once, running jobs finish
+
+The ``que`` command and ``Que.mode = "async"`` both run one of these.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from types import TracebackType
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from que import db
+from que.config import config
+from que.log import log_event
+from que.worker.buffer import JobBuffer
+from que.worker.locker import Locker
+from que.worker.settings import PoolSettings
+from que.worker.workers import Worker
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    """A snapshot of a pool, for process titles and monitoring."""
+
+    state: str  # "starting", "working", "stopping" or "stopped"
+    workers: int
+    busy: int
+    buffered: int
+    queues: tuple[str, ...]
+    locker_pid: int | None
+    polls: int
+    reconnects: int
+
+
+def lock_conninfo_from_connection() -> str:
+    """Connection settings for the lock connection, read off a ``Que.connection`` connection.
+
+    The dedicated lock connection goes to the same server, database and user as
+    the connections jobs run on (password included), under its own
+    ``application_name``. Behind a pooler such as
+    PgBouncer in transaction mode, give ``connection_url`` instead: advisory
+    locks need a real session.
+    """
+    with db.checkout() as connection:
+        info = connection.info
+        params = conninfo_to_dict(info.dsn)
+        params.pop("application_name", None)  # the locker names itself
+        if info.password:
+            params["password"] = info.password
+        return make_conninfo("", **params)
+
+
+class WorkerPool:
+    """Works jobs in this process until stopped."""
+
+    def __init__(self, settings: PoolSettings | None = None) -> None:
+        self.settings = settings or PoolSettings()
+        self._locker: Locker | None = None
+        self._workers: list[Worker] = []
+        self._buffer: JobBuffer | None = None
+        self._state = "stopped"
+        self._queues: dict[str, float] | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<WorkerPool {self._state} workers={self.settings.worker_count}>"
+
+    def __enter__(self) -> WorkerPool:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._locker is not None and self._locker.alive
+
+    @property
+    def queues(self) -> dict[str, float]:
+        """The queues worked, with their poll intervals (seconds)."""
+        if self._queues is None:
+            return self.settings.queue_intervals(config.default_queue)
+        return dict(self._queues)
+
+    def start(self) -> WorkerPool:
+        """Connect the locker, register it and start the threads.
+
+        Raises (and starts nothing) if the lock connection cannot be made.
+        """
+        with self._lock:
+            if self._locker is not None:
+                raise RuntimeError("this worker pool has already been started")
+            self._state = "starting"
+            settings = self.settings
+            self._queues = settings.queue_intervals(config.default_queue)
+            conninfo = settings.connection_url
+            if conninfo is None:
+                conninfo = lock_conninfo_from_connection()
+            buffer = JobBuffer(settings.maximum_buffer_size)
+            locker = Locker(conninfo=conninfo, settings=settings, queues=self.queues,
+                            buffer=buffer, workers_done=self._workers_done)
+            buffer.on_room = locker.wake
+            workers = [
+                Worker(index, threshold, buffer=buffer, finished=locker.job_finished,
+                       stopping=locker.stopping, fatal=locker.request_stop)
+                for index, threshold in enumerate(settings.worker_priorities, start=1)
+            ]
+            try:
+                locker.start()
+            except BaseException:
+                self._state = "stopped"
+                raise
+            self._buffer, self._workers, self._locker = buffer, workers, locker
+            for worker in workers:
+                worker.start()
+            self._state = "working"
+        log_event(logging.INFO, "worker_pool_started", locker_pid=locker.backend_pid,
+                  worker_priorities=["any" if t is None else t for t in settings.worker_priorities],
+                  queues=self.queues, maximum_buffer_size=settings.maximum_buffer_size,
+                  wait_period=settings.wait_period, listen=settings.listen)
+        return self
+
+    def _workers_done(self) -> bool:
+        return not any(worker.alive for worker in self._workers)
+
+    def request_stop(self) -> None:
+        """Begin stopping without waiting: no new jobs, buffered ones released at once.
+
+        Safe to call from a signal handler or from a job.
+        """
+        locker = self._locker
+        if locker is not None and not locker.stopping.is_set():
+            self._state = "stopping"
+            log_event(logging.INFO, "worker_pool_stopping", running_job_ids=self.running_job_ids())
+            locker.request_stop()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the pool has stopped; ``False`` if ``timeout`` seconds passed first."""
+        locker = self._locker
+        if locker is None:
+            return True
+        if not locker.join(timeout):
+            return False
+        if self._state != "stopped":
+            self._state = "stopped"
+            log_event(logging.INFO, "worker_pool_stopped", locker_pid=locker.backend_pid)
+        return True
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop and wait for running jobs to finish (at most ``timeout`` seconds).
+
+        Returns ``False`` if jobs were still running when the timeout passed; they
+        go on running in their threads (a thread cannot be killed safely: exit the
+        process to abandon them, which rolls their transactions back).
+        """
+        self.request_stop()
+        if threading.current_thread() in {worker.thread for worker in self._workers}:
+            return False  # a job stopping its own pool: it cannot wait for itself
+        return self.join(timeout)
+
+    def running_job_ids(self) -> list[int]:
+        return [w.current_job_id for w in self._workers if w.current_job_id is not None]
+
+    def status(self) -> PoolStatus:
+        locker = self._locker
+        return PoolStatus(
+            state=self._state,
+            workers=len(self._workers) or self.settings.worker_count,
+            busy=len(self.running_job_ids()),
+            buffered=len(self._buffer) if self._buffer is not None else 0,
+            queues=tuple(self.queues),
+            locker_pid=locker.backend_pid if locker else None,
+            polls=locker.polls if locker else 0,
+            reconnects=locker.reconnects if locker else 0,
+        )

@@ -1,0 +1,118 @@
+"""How a worker pool is set up: workers and their priorities, queues, buffer, timings.
+
+The ``que`` command builds these from its options and ``Que.mode = "async"``
+from :func:`que.worker.inprocess.configure`; both share the defaults below, which
+are Que's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+ANY_PRIORITY = 32767
+"""The least important priority a job can have (``priority`` is a smallint): a
+worker whose threshold is "any" takes jobs up to it."""
+MOST_IMPORTANT_PRIORITY = -32768
+
+DEFAULT_WORKER_PRIORITIES: tuple[int | None, ...] = (10, 30, 50, None, None, None)
+"""One worker per threshold; ``None`` is "any"."""
+DEFAULT_WORKER_COUNT = len(DEFAULT_WORKER_PRIORITIES)
+POLL_INTERVAL = 5.0  # seconds between polls of a queue when the last poll came up short
+WAIT_PERIOD = 0.05  # seconds; the longest the locker waits before checking its state again
+MAXIMUM_BUFFER_SIZE = 8  # jobs locked in memory, waiting for a worker
+MINIMUM_BUFFER_SIZE = 2  # accepted for compatibility with Que's CLI; not used
+
+
+def threshold_limit(threshold: int | None) -> int:
+    """The highest job priority a worker with ``threshold`` takes (``None``: any)."""
+    return ANY_PRIORITY if threshold is None else threshold
+
+
+def describe_threshold(threshold: int | None) -> str:
+    return "any" if threshold is None else str(threshold)
+
+
+def worker_priorities(
+    priorities: Sequence[int | None] | None = None, count: int | None = None
+) -> tuple[int | None, ...]:
+    """The workers' thresholds, as Que's ``--worker-priorities`` and ``--worker-count`` mean.
+
+    Neither: the defaults (``10,30,50,any,any,any``). Only ``count``: that many
+    "any" workers. Both: the list trimmed, or padded with "any", to ``count``.
+    """
+    if priorities is None:
+        if count is None:
+            return DEFAULT_WORKER_PRIORITIES
+        return (None,) * count
+    if count is None:
+        return tuple(priorities)
+    return (tuple(priorities) + (None,) * count)[:count]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolSettings:
+    """Everything a :class:`~que.worker.pool.WorkerPool` needs to know; validated on creation."""
+
+    worker_priorities: tuple[int | None, ...] = DEFAULT_WORKER_PRIORITIES
+    """One entry per worker thread: the highest priority it takes; ``None`` is any."""
+    queues: Mapping[str, float | None] = field(default_factory=dict)
+    """Queue name -> poll interval in seconds (``None``: ``poll_interval``). Empty means
+    ``Que.default_queue``, read when the pool starts."""
+    poll_interval: float = POLL_INTERVAL
+    maximum_buffer_size: int = MAXIMUM_BUFFER_SIZE
+    minimum_buffer_size: int = MINIMUM_BUFFER_SIZE
+    wait_period: float = WAIT_PERIOD  # seconds
+    listen: bool = True
+    """Take jobs announced by the ``que_job_notify`` trigger; ``False``: only poll."""
+    connection_url: str | None = None
+    """Where the locker opens its dedicated connection; ``None``: the same server
+    and settings as a connection of ``Que.connection``."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "worker_priorities", tuple(self.worker_priorities))
+        object.__setattr__(self, "queues", dict(self.queues))
+        if not self.worker_priorities:
+            raise ValueError("a worker pool needs at least one worker")
+        for threshold in self.worker_priorities:
+            if threshold is not None and (
+                isinstance(threshold, bool)
+                or not isinstance(threshold, int)
+                or not MOST_IMPORTANT_PRIORITY <= threshold <= ANY_PRIORITY
+            ):
+                raise ValueError(
+                    f"a worker priority must be a whole number from {MOST_IMPORTANT_PRIORITY} "
+                    f"to {ANY_PRIORITY}, or None for any, not {threshold!r}"
+                )
+        for name, interval in self.queues.items():
+            if not isinstance(name, str) or not name or len(name) > 100:
+                raise ValueError(f"a queue name must be 1 to 100 characters, not {name!r}")
+            if interval is not None:
+                _check_positive(f"the poll interval of queue {name!r}", interval)
+        _check_positive("poll_interval", self.poll_interval)
+        _check_positive("wait_period", self.wait_period)
+        for name in ("maximum_buffer_size", "minimum_buffer_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number of jobs >= 0, not {value!r}")
+
+    @property
+    def worker_count(self) -> int:
+        return len(self.worker_priorities)
+
+    def queue_intervals(self, default_queue: str) -> dict[str, float]:
+        """Each queue worked, with its poll interval in seconds."""
+        queues = self.queues or {default_queue: None}
+        return {name: self.poll_interval if interval is None else interval
+                for name, interval in queues.items()}
+
+
+def _check_positive(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")

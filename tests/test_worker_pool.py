@@ -1,0 +1,245 @@
+"""The worker pool in this process, against the real test database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import worker_fixtures
+from worker_fixtures import job_count, ledger, locked_ids, scalar, wait_for
+from worker_jobs import Block, Record
+
+from que import Que
+from que.worker import PoolSettings, WorkerPool, inprocess, locks
+
+_worker_ledger_table = worker_fixtures._worker_ledger_table
+worker_db = worker_fixtures.worker_db
+
+FAST = {"poll_interval": 0.05, "wait_period": 0.01}
+
+
+@pytest.fixture
+def start_pool(worker_db: psycopg.Connection[Any]) -> Iterator[Callable[..., WorkerPool]]:
+    """Start worker pools in this process; stopped after the test, before the lock check."""
+    pools: list[WorkerPool] = []
+
+    def start(**settings: Any) -> WorkerPool:
+        pool = WorkerPool(PoolSettings(**settings))
+        pools.append(pool)
+        return pool.start()
+
+    try:
+        yield start
+    finally:
+        for pool in pools:
+            assert pool.stop(timeout=10), f"{pool} did not stop"
+
+
+def polls_after(pool: WorkerPool, count: int) -> Callable[[], bool]:
+    """A condition: the pool has polled ``count`` more times than now."""
+    target = pool.status().polls + count
+    return lambda: pool.status().polls >= target
+
+
+def test_a_pool_works_jobs_then_stops_cleanly(start_pool, worker_db):
+    for n in range(20):
+        Record.enqueue(f"job-{n}")
+    pool = start_pool(**FAST)
+    row = worker_db.execute(
+        "SELECT worker_count, worker_priorities, queues, listening, job_schema_version "
+        "FROM que_lockers WHERE pid = %s", [pool.status().locker_pid]
+    ).fetchone()
+    assert row == (6, [10, 30, 50, None, None, None], ["default"], True, 2)
+    wait_for(lambda: job_count(worker_db) == 0, what="every job to be worked")
+    assert sorted(ledger(worker_db)) == sorted(f"job-{n}" for n in range(20))
+    assert pool.stop(timeout=10)
+    assert scalar(worker_db, "SELECT count(*) FROM que_lockers") == 0
+    assert not pool.running
+
+
+def test_jobs_run_in_priority_order(start_pool, worker_db):
+    for n, priority in enumerate([30, 10, 20, 10]):
+        Record.enqueue(f"{priority}-{n}", job_options={"priority": priority})
+    start_pool(worker_priorities=(None,), **FAST)
+    wait_for(lambda: len(ledger(worker_db)) == 4)
+    assert ledger(worker_db) == ["10-1", "10-3", "20-2", "30-0"]
+
+
+def test_a_worker_takes_only_jobs_within_its_priority_threshold(start_pool, worker_db):
+    urgent = Record.enqueue("urgent", job_options={"priority": 5})
+    routine = Record.enqueue("routine", job_options={"priority": 100})
+    pool = start_pool(worker_priorities=(10,), **FAST)
+    wait_for(lambda: ledger(worker_db) == ["urgent"])
+    wait_for(polls_after(pool, 3))
+    assert ledger(worker_db) == ["urgent"]
+    assert locked_ids(worker_db) == {routine.id}  # buffered, waiting for an "any" worker
+    assert pool.stop(timeout=10)
+    assert locked_ids(worker_db) == set()
+    assert urgent.id not in {row["id"] for row in Que.jobs()}
+
+
+def test_an_announced_important_job_displaces_the_least_important_buffered_one(
+    start_pool, worker_db
+):
+    pool = start_pool(worker_priorities=(10,), maximum_buffer_size=2, poll_interval=60,
+                      wait_period=0.01)
+    with Que.transaction():
+        first, second, third = (Record.enqueue(f"low-{n}") for n in range(3))
+    wait_for(lambda: locked_ids(worker_db) == {first.id, second.id},
+             what="the two most important low jobs to be buffered")
+    important = Record.enqueue("important", job_options={"priority": 50})
+    wait_for(lambda: locked_ids(worker_db) == {first.id, important.id},
+             what="the important job to displace the last buffered one")
+    assert ledger(worker_db) == []  # the only worker takes priorities up to 10
+    assert pool.status().buffered == 2
+    assert third.id not in locked_ids(worker_db)
+
+
+def test_a_poll_skips_jobs_locked_by_another_session(start_pool, worker_db):
+    held = Record.enqueue("held", job_options={"priority": 1})
+    Record.enqueue("free", job_options={"priority": 2})
+    worker_db.execute("SELECT pg_advisory_lock(%s)", [held.id])
+    pool = start_pool(**FAST)
+    wait_for(lambda: ledger(worker_db) == ["free"])
+    wait_for(polls_after(pool, 3))
+    assert ledger(worker_db) == ["free"]
+    worker_db.execute("SELECT pg_advisory_unlock(%s)", [held.id])
+    wait_for(lambda: ledger(worker_db) == ["free", "held"])
+
+
+def test_a_job_locked_after_it_was_worked_elsewhere_is_unlocked_and_skipped(
+    que_database_url, worker_db
+):
+    gone = Record.enqueue("gone")
+    later = Record.enqueue("later")
+    ready = Record.enqueue("ready")
+    Que.execute("DELETE FROM que_jobs WHERE id = %s", [gone.id])
+    Que.execute("UPDATE que_jobs SET run_at = now() + interval '1 hour' WHERE id = %s",
+                [later.id])
+    with psycopg.connect(que_database_url, autocommit=True) as connection:
+        rows, refused = locks.lock_rows(connection, [gone.id, later.id, ready.id], None)
+        assert [row["id"] for row in rows] == [ready.id]
+        assert rows[0]["args"] == ["ready"]
+        assert refused == []
+        assert locked_ids(worker_db) == {ready.id}
+        locks.unlock(connection, [ready.id])
+        assert locked_ids(worker_db) == set()
+
+
+def test_stopping_releases_buffered_jobs_at_once_and_lets_running_ones_finish(
+    start_pool, worker_db, tmp_path
+):
+    blocker = Block.enqueue("blocker", str(tmp_path), job_options={"priority": 1})
+    waiting = [Record.enqueue(f"waiting-{n}") for n in range(3)]
+    pool = start_pool(worker_priorities=(None,), **FAST)
+    wait_for((tmp_path / "blocker.started").exists)
+    wait_for(lambda: locked_ids(worker_db) == {blocker.id, *(job.id for job in waiting)})
+    pool.request_stop()
+    wait_for(lambda: locked_ids(worker_db) == {blocker.id}, what="buffered jobs released")
+    assert pool.running and pool.running_job_ids() == [blocker.id]
+    assert scalar(worker_db, "SELECT count(*) FROM que_lockers") == 0
+    (tmp_path / "blocker.release").touch()
+    assert pool.join(timeout=10)
+    assert ledger(worker_db) == ["blocker"]
+    assert job_count(worker_db) == 3
+
+
+def test_a_terminated_worker_connection_loses_no_job(start_pool, worker_db, tmp_path):
+    job = Block.enqueue("victim", str(tmp_path))
+    pool = start_pool(worker_priorities=(None,), **FAST)
+    wait_for((tmp_path / "victim.started").exists)
+    locker_pid = pool.status().locker_pid
+    backend = wait_for(lambda: scalar(
+        worker_db,
+        "SELECT coalesce(max(pid), 0) FROM pg_stat_activity "
+        "WHERE state = 'idle in transaction' AND datname = current_database() AND pid <> %s",
+        [locker_pid],
+    ), what="the job's connection")
+    worker_db.execute("SELECT pg_terminate_backend(%s)", [backend])
+    (tmp_path / "victim.release").touch()
+    wait_for(lambda: ledger(worker_db) == ["victim"], what="the job to run again")
+    wait_for(lambda: job_count(worker_db) == 0)
+    assert job.id not in locked_ids(worker_db)
+
+
+def test_async_mode_starts_and_stops_the_in_process_pool(worker_db):
+    previous = inprocess.settings()
+    inprocess.configure(worker_priorities=(None, None), **FAST)
+    try:
+        pool = inprocess.start()
+        assert inprocess.start() is pool  # once per process
+        assert inprocess.current() is pool
+        Record.enqueue("async")
+        wait_for(lambda: ledger(worker_db) == ["async"])
+        assert inprocess.stop(timeout=10)
+        assert inprocess.current() is None and not pool.running
+        assert inprocess.stop()  # nothing to stop
+    finally:
+        inprocess.stop(timeout=10)
+        inprocess.configure(**previous.__dict__)
+
+
+def test_the_pool_follows_the_test_clock_under_time_travel(start_pool, worker_db):
+    from freezegun import freeze_time
+
+    from que_testing.timetravel import wall_clock
+
+    Que.clock = wall_clock  # worker_db puts the database clock back afterwards
+    # que.worker must not be ignored here: the poll reads the job clock.
+    with freeze_time(ignore=["psycopg", "psycopg_pool", "worker_fixtures"]) as frozen:
+        Record.enqueue("later", job_options={"run_at": timedelta(seconds=60)})
+        pool = start_pool(**FAST)
+        wait_for(polls_after(pool, 3))
+        assert ledger(worker_db) == []
+        frozen.tick(timedelta(seconds=61))
+        wait_for(lambda: ledger(worker_db) == ["later"], what="the job to become ready")
+
+
+def test_at_interpreter_exit_the_in_process_pool_finishes_running_jobs(
+    que_database_url, worker_db
+):
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("worker_async_app.py")),
+         que_database_url, "finished-at-exit"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "exiting with the job running\n"
+    assert ledger(worker_db) == ["finished-at-exit"]
+    assert job_count(worker_db) == 0
+    assert scalar(worker_db, "SELECT count(*) FROM que_lockers") == 0
+
+
+def test_a_pool_that_cannot_connect_raises_and_starts_nothing(worker_db):
+    pool = WorkerPool(PoolSettings(connection_url="postgresql://postgres@127.0.0.1:1/nowhere"))
+    with pytest.raises(psycopg.OperationalError):
+        pool.start()
+    assert not pool.running
+    assert pool.stop(timeout=1)
+
+
+class StopsThePool(Record, name="test_worker_pool.StopsThePool"):
+    def run(self, key: str, sleep: float = 0.0) -> None:
+        assert inprocess.stop(timeout=5) is False  # it cannot wait for itself
+        super().run(key)
+
+
+def test_a_job_can_stop_the_in_process_pool(worker_db):
+    previous = inprocess.settings()
+    inprocess.configure(worker_priorities=(None,), **FAST)
+    try:
+        pool = inprocess.start()
+        StopsThePool.enqueue("stopper")
+        assert pool.join(timeout=10)
+        assert ledger(worker_db) == ["stopper"]
+        assert inprocess.stop()
+        assert inprocess.current() is None
+    finally:
+        inprocess.stop(timeout=10)
+        inprocess.configure(**previous.__dict__)
