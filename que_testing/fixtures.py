@@ -17,11 +17,14 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from que import Que
+from que.worker import PoolSettings, WorkerPool
 from que_testing import _database
 from que_testing.assertions import JobsAssertions
 from que_testing.timetravel import TimeTravel, wall_clock
+from que_testing.worker import TEST_POOL_SETTINGS, BackgroundWorker
 
 COMMITTED_POOL_SIZE = 10  # connections; a worker pool of 6 plus the test's own
+STOP_TIMEOUT = 30.0  # seconds for que_worker's running jobs to finish after the test
 
 
 @contextmanager
@@ -72,9 +75,10 @@ def _que_pool(que_database_url: str) -> Iterator[ConnectionPool[Any]]:
 def que_committed_db(_que_pool: ConnectionPool[Any]) -> Iterator[ConnectionPool[Any]]:
     """A connection pool whose writes commit, for tests that need other connections.
 
-    que uses the pool during the test; afterwards every job is deleted.
+    que uses the pool during the test; afterwards every job is deleted. Time is
+    the database's, as in production, so the notify trigger sees jobs as ready.
     """
-    with que_settings(connection=_que_pool, clock=wall_clock):
+    with que_settings(connection=_que_pool):
         try:
             yield _que_pool
         finally:
@@ -108,6 +112,26 @@ def que_time() -> Iterator[TimeTravel]:
             yield travel
         finally:
             travel.stop()
+
+
+@pytest.fixture
+def que_worker_settings() -> PoolSettings:
+    """How ``que_worker`` sets up its pool; override this fixture to change it."""
+    return TEST_POOL_SETTINGS
+
+
+@pytest.fixture
+def que_worker(
+    que_committed_db: ConnectionPool[Any], que_worker_settings: PoolSettings
+) -> Iterator[BackgroundWorker]:
+    """A worker pool working committed jobs in the background; stopped after the test."""
+    pool = WorkerPool(que_worker_settings).start()
+    try:
+        yield BackgroundWorker(pool)
+    finally:
+        if not pool.stop(timeout=STOP_TIMEOUT):
+            pytest.fail(f"the que worker pool did not stop within {STOP_TIMEOUT} s: "
+                        f"jobs {pool.running_job_ids()} were still running")
 
 
 @pytest.fixture(autouse=True)

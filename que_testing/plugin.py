@@ -14,6 +14,8 @@ from que_testing.fixtures import (  # noqa: F401 (fixtures are found by name)
     que_jobs,
     que_sync,
     que_time,
+    que_worker,
+    que_worker_settings,
 )
 
 
