@@ -5,17 +5,28 @@ savepoint if one is already open), so its writes and its resolve action (by
 default ``destroy``) commit together. On an exception the transaction rolls
 back, ``handle_error`` decides (retry or expire), and ``Que.error_notifier``
 hears of it if ``handle_error`` says so.
+
+On an idle connection that is not in autocommit mode (a worker's pool
+connection), the transaction begins with the job's first statement, as psycopg
+does, rather than with an empty ``BEGIN``; a job that sends none and leaves the
+default ``destroy`` to que can have that destroy batched by the caller
+(``defer_destroy``): the worker pool deletes such jobs many at a time.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import pq
+
 from que import db, registry
 from que.config import config
+from que.connection import Connection
 from que.errors import Error, UnknownJobClass
 from que.job import Job, error_message
 from que.log import level_number, log_event
@@ -29,18 +40,28 @@ class JobResult:
     job: Job
     error: Exception | None
     elapsed: float  # seconds
+    destroy_deferred: bool = False
+    """The job succeeded and its row is still to be destroyed by the caller."""
 
     @property
     def succeeded(self) -> bool:
         return self.error is None
 
 
-def run_job(row: dict[str, Any], *, job: Job | None = None, reraise: bool = False) -> JobResult:
+def run_job(
+    row: dict[str, Any],
+    *,
+    job: Job | None = None,
+    reraise: bool = False,
+    defer_destroy: bool = False,
+) -> JobResult:
     """Run the job stored in ``row`` and resolve it.
 
     ``job`` is the instance to run when the caller has one already (sync mode);
     otherwise the class is found from ``row["job_class"]``. With ``reraise`` the
-    job's error is raised again once it has been handled.
+    job's error is raised again once it has been handled. With ``defer_destroy``
+    the caller takes over the default destroy of a job that sent no statement
+    (see ``JobResult.destroy_deferred``); it holds the job's lock until then.
     """
     error: Exception | None = None
     if job is None:
@@ -49,15 +70,16 @@ def run_job(row: dict[str, Any], *, job: Job | None = None, reraise: bool = Fals
         except UnknownJobClass as unknown:
             job, error = Job(row), unknown
     started = time.monotonic()
+    deferred = False
     if error is None:
-        error = _perform(job)
+        error, deferred = _perform(job, defer_destroy=defer_destroy)
     elapsed = time.monotonic() - started
     if error is None:
         level = level_number(job.log_level(elapsed))
         if level is not None:
             log_event(level, "job_worked", job_id=job.id, job_class=row["job_class"],
                       elapsed=round(elapsed, 6))
-        return JobResult(job, None, elapsed)
+        return JobResult(job, None, elapsed, destroy_deferred=deferred)
     _handle_error(job, error)
     log_event(logging.ERROR, "job_errored", job_id=job.id, job_class=row["job_class"],
               error_count=job.error_count, error=error_message(error), elapsed=round(elapsed, 6))
@@ -66,13 +88,20 @@ def run_job(row: dict[str, Any], *, job: Job | None = None, reraise: bool = Fals
     return JobResult(job, error, elapsed)
 
 
-def _perform(job: Job) -> Exception | None:
-    """Run the job and its default resolve action; return its exception, if any."""
+def _perform(job: Job, *, defer_destroy: bool) -> tuple[Exception | None, bool]:
+    """Run the job and its resolve action; return its exception, if any, and
+    whether its destroy was left to the caller."""
     args, kwargs = job.attrs["args"], job.attrs["kwargs"]
+    deferred = False
 
     def work() -> None:
+        nonlocal deferred
         job.run(*args, **kwargs)
-        if job.resolution is None:
+        if job.resolution is not None:
+            return
+        if defer_destroy and _destroy_can_wait(job):
+            job.resolution, deferred = "destroyed", True
+        else:
             job.default_resolve_action()
 
     def through_middleware() -> None:
@@ -83,12 +112,41 @@ def _perform(job: Job) -> Exception | None:
         if job.id is None:
             through_middleware()
         else:
-            with db.transaction():
+            with db.checkout() as connection, _job_transaction(connection):
                 through_middleware()
     except Exception as error:
         job.resolution = None  # whatever it resolved was rolled back
-        return error
-    return None
+        return error, False
+    return None, deferred
+
+
+def _idle(connection: Connection) -> bool:
+    return connection.info.transaction_status == pq.TransactionStatus.IDLE
+
+
+@contextmanager
+def _job_transaction(connection: Connection) -> Iterator[None]:
+    """The transaction a job runs in: a savepoint inside an open transaction, a
+    real one on an autocommit connection, else psycopg's implicit transaction,
+    which the job's first statement begins."""
+    if connection.autocommit or not _idle(connection):
+        with connection.transaction():
+            yield
+        return
+    try:
+        yield
+    except BaseException:
+        connection.rollback()
+        raise
+    if not _idle(connection):
+        connection.commit()
+
+
+def _destroy_can_wait(job: Job) -> bool:
+    """Whether the default destroy may be batched: nothing else is in its transaction."""
+    with db.checkout() as connection:
+        untouched = not connection.autocommit and _idle(connection)
+    return untouched and type(job).default_resolve_action is Job.default_resolve_action
 
 
 def _handle_error(job: Job, error: Exception) -> None:

@@ -79,6 +79,11 @@ DELETE FROM public.que_jobs WHERE id = %(id)s
 RETURNING id
 """
 
+# The worker pool's batch of default destroys (jobs that succeeded and wrote nothing).
+DESTROY_JOBS: Final = """
+DELETE FROM public.que_jobs WHERE id = ANY (%(ids)s::bigint[])
+"""
+
 FINISH_JOB: Final = """
 UPDATE public.que_jobs
 SET finished_at = coalesce(%(now)s::timestamptz, now())

@@ -381,3 +381,44 @@ def test_job_middleware_that_skips_call_next_counts_as_an_error(que_jobs, clock)
     assert Succeeds.ran == []
     assert summary.failed == 1
     assert only_job()["last_error_message"].startswith("Error: a job middleware did not call")
+
+
+class QueriesThenReturns(Job):
+    def run(self):
+        Que.execute("SELECT 1")
+
+
+def run_committed(job_class):
+    from que.runner import run_job
+
+    job = job_class.enqueue()
+    with Que.checkout():
+        result = run_job(job.attrs, defer_destroy=True)
+    return result, [row["id"] for row in Que.jobs()]
+
+
+def test_a_job_that_sends_no_statement_can_leave_its_destroy_to_the_caller(que_committed_db):
+    result, left = run_committed(Succeeds)
+    assert result.destroy_deferred and result.job.resolution == "destroyed"
+    assert left == [result.job.id]  # the caller (the worker pool) deletes it in a batch
+
+
+def test_a_job_that_used_the_database_is_destroyed_in_its_own_transaction(que_committed_db):
+    result, left = run_committed(QueriesThenReturns)
+    assert not result.destroy_deferred
+    assert left == []
+
+
+def test_an_overridden_default_resolve_action_is_never_deferred(que_committed_db):
+    result, left = run_committed(FinishesByDefault)
+    assert not result.destroy_deferred
+    assert [row["finished_at"] is not None for row in Que.jobs()] == [True]
+
+
+def test_without_defer_destroy_the_job_is_destroyed_now(que_committed_db):
+    from que.runner import run_job
+
+    job = Succeeds.enqueue()
+    with Que.checkout():
+        assert not run_job(job.attrs).destroy_deferred
+    assert Que.jobs() == []

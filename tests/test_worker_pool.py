@@ -153,14 +153,10 @@ def test_stopping_releases_buffered_jobs_at_once_and_lets_running_ones_finish(
 def test_a_terminated_worker_connection_loses_no_job(start_pool, worker_db, tmp_path):
     job = Block.enqueue("victim", str(tmp_path))
     pool = start_pool(worker_priorities=(None,), **FAST)
-    wait_for((tmp_path / "victim.started").exists)
-    locker_pid = pool.status().locker_pid
-    backend = wait_for(lambda: scalar(
-        worker_db,
-        "SELECT coalesce(max(pid), 0) FROM pg_stat_activity "
-        "WHERE state = 'idle in transaction' AND datname = current_database() AND pid <> %s",
-        [locker_pid],
-    ), what="the job's connection")
+    started = tmp_path / "victim.started"
+    wait_for(lambda: started.exists() and started.read_text())
+    backend = int(started.read_text())
+    assert backend != pool.status().locker_pid
     worker_db.execute("SELECT pg_terminate_backend(%s)", [backend])
     (tmp_path / "victim.release").touch()
     wait_for(lambda: ledger(worker_db) == ["victim"], what="the job to run again")

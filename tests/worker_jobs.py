@@ -39,10 +39,12 @@ class Record(Job, name="worker_jobs.Record"):
 
 
 class Block(Job, name="worker_jobs.Block"):
-    """Say it started (a file), wait until the test releases it (another file), record ``key``."""
+    """Say it started (a file naming its connection's backend pid), wait until the
+    test releases it (another file), record ``key``."""
 
     def run(self, key: str, directory: str) -> None:
-        Path(directory, f"{key}.started").write_text(str(os.getpid()))
+        (backend,) = Que.execute("SELECT pg_backend_pid() AS pid")
+        Path(directory, f"{key}.started").write_text(str(backend["pid"]))
         deadline = time.monotonic() + BLOCK_TIMEOUT
         while not Path(directory, f"{key}.release").exists():
             if time.monotonic() > deadline:

@@ -70,7 +70,7 @@ class Locker:
         self._workers_done = workers_done
         self._connection: Connection | None = None
         self._held: set[int] = set()
-        self._finished: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._finished: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._wake_receiver, self._wake_sender = socket.socketpair()
         self._wake_receiver.setblocking(False)
@@ -101,12 +101,14 @@ class Locker:
             raise
         self._thread.start()
 
-    def job_finished(self, job_id: int) -> None:
+    def job_finished(self, job_id: int, destroy: bool = False) -> None:
         """A worker is done with ``job_id`` (committed or rolled back): release its lock.
 
-        Locks are released in batches, the next time the locker wakes.
+        With ``destroy``, the job succeeded and left its default destroy to the
+        pool: its row is deleted before its lock is released. Both happen in
+        batches, the next time the locker wakes.
         """
-        self._finished.put(job_id)
+        self._finished.put((job_id, destroy))
 
     def wake(self) -> None:
         """Make the locker look at its state now rather than at the end of its wait."""
@@ -160,7 +162,9 @@ class Locker:
 
     def _relock(self, connection: Connection) -> None:
         """After a reconnect: lock the jobs still running here again."""
-        self._held.difference_update(self._drain_finished())
+        finished = self._drain_finished()
+        locks.destroy(connection, [job_id for job_id, destroy in finished if destroy])
+        self._held.difference_update(job_id for job_id, _ in finished)
         if not self._held:
             return
         relocked = set(locks.try_lock(connection, self._held))
@@ -270,19 +274,23 @@ class Locker:
         self._held.difference_update(ids)
         locks.unlock(connection, ids)
 
-    def _drain_finished(self) -> list[int]:
-        ids: list[int] = []
+    def _drain_finished(self) -> list[tuple[int, bool]]:
+        finished: list[tuple[int, bool]] = []
         while True:
             try:
-                ids.append(self._finished.get_nowait())
+                finished.append(self._finished.get_nowait())
             except queue.Empty:
-                return ids
+                return finished
 
     def _unlock_finished(self, connection: Connection) -> None:
-        ids = self._drain_finished()
-        if ids:
+        finished = self._drain_finished()
+        if finished:
+            destroyed = [job_id for job_id, destroy in finished if destroy]
+            locks.destroy(connection, destroyed)  # committed before any lock is released
+            ids = [job_id for job_id, _ in finished]
             self._release(connection, ids)
-            log_event(logging.DEBUG, "jobs_unlocked", internal=True, job_ids=ids)
+            log_event(logging.DEBUG, "jobs_unlocked", internal=True, job_ids=ids,
+                      destroyed=destroyed)
 
     def _wait(self, timeout: float, connection: Connection | None = None) -> None:
         """Sleep until woken, a notification arrives, or ``timeout`` seconds pass."""

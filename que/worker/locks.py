@@ -24,6 +24,16 @@ def try_lock(connection: Connection, ids: Collection[int]) -> list[int]:
     return [row["id"] for row in rows if row["locked"]]
 
 
+def destroy(connection: Connection, ids: Collection[int]) -> None:
+    """Delete the rows of jobs whose default destroy the pool took over.
+
+    The lock connection is in autocommit mode, so the delete is committed before
+    the locks are released: no other process can lock a job and still see its row.
+    """
+    if ids:
+        db.run(connection, sql.DESTROY_JOBS, {"ids": list(ids)})
+
+
 def unlock(connection: Connection, ids: Iterable[int]) -> None:
     """Release locks this connection holds, in one statement."""
     ids = list(ids)

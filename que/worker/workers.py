@@ -32,7 +32,7 @@ class Worker:
         threshold: int | None,
         *,
         buffer: JobBuffer,
-        finished: Callable[[int], None],
+        finished: Callable[[int, bool], None],
         stopping: threading.Event,
         fatal: Callable[[], None],
     ) -> None:
@@ -67,9 +67,10 @@ class Worker:
             if job is None:
                 return
             self.current_job_id = job.id
+            destroy = False
             try:
                 with db.checkout():
-                    run_job(job.row)
+                    destroy = run_job(job.row, defer_destroy=True).destroy_deferred
                 backoff = 0.0
             except Exception as error:
                 # The job's own errors are handled inside run_job; this is a failure
@@ -87,6 +88,6 @@ class Worker:
                 return
             finally:
                 self.current_job_id = None
-                self._finished(job.id)
+                self._finished(job.id, destroy)
             if backoff:
                 self._stopping.wait(backoff)
