@@ -40,7 +40,7 @@ class JobOptions(TypedDict, total=False):
 OPTION_NAMES = frozenset(JobOptions.__annotations__)
 
 
-@dataclass
+@dataclass(slots=True)
 class NewJob:
     """A validated job, ready to be inserted."""
 
@@ -50,26 +50,43 @@ class NewJob:
     run_at: datetime | None
     delay: float  # seconds from now, when run_at is None
     job_class: str
-    args: str  # JSON text
-    kwargs: str
-    data: str
+    arguments: str
+    """``[args, kwargs]`` as JSON text: one encoding checks both."""
+    data: str  # JSON text
+    values: tuple[list[Any], dict[str, Any], dict[str, Any]]
+    """args, kwargs and data as given, for a row that need not be read back."""
 
     def params(self) -> dict[str, Any]:
         return {
             "queue": self.queue, "priority": self.priority, "run_at": self.run_at,
-            "delay": self.delay, "job_class": self.job_class, "args": self.args,
-            "kwargs": self.kwargs, "data": self.data, "now": config.now(),
+            "delay": self.delay, "job_class": self.job_class, "arguments": self.arguments,
+            "data": self.data, "now": config.now(),
         }
 
-    def unsaved_row(self) -> dict[str, Any]:
-        """The row a synchronously run job would have had (it has no id)."""
+    def json_record(self) -> str:
+        """This job as one object of BULK_INSERT_JOBS's JSON array."""
+        run_at = "null" if self.run_at is None else f'"{self.run_at.isoformat()}"'
+        return (
+            f'{{"queue":{json.dumps(self.queue)},"priority":{self.priority},'
+            f'"run_at":{run_at},"delay":{self.delay!r},'
+            f'"job_class":{json.dumps(self.job_class)},"arguments":{self.arguments},'
+            f'"data":{self.data}}}'
+        )
+
+    def row(self, *, round_trip: bool = True, **stored: Any) -> dict[str, Any]:
+        """The job's row plus ``stored`` (the id and run_at the database gave it;
+        none for a job run synchronously). ``round_trip`` reads the arguments back
+        from their JSON, as a worker would see them; otherwise they are as given."""
+        if round_trip:
+            (args, kwargs), data = json.loads(self.arguments), json.loads(self.data)
+        else:
+            args, kwargs, data = self.values
         return {
             "id": None, "queue": self.queue, "priority": self.priority,
             "run_at": self.run_at or config.now(), "job_class": self.job_class,
             "error_count": 0, "last_error_message": None, "last_error_backtrace": None,
-            "finished_at": None, "expired_at": None, "args": json.loads(self.args),
-            "kwargs": json.loads(self.kwargs), "data": json.loads(self.data),
-            "job_schema_version": 2,
+            "finished_at": None, "expired_at": None, "args": args, "kwargs": kwargs,
+            "data": data, "job_schema_version": 2, **stored,
         }
 
 
@@ -94,7 +111,7 @@ def enqueue_job(
 ) -> Job:
     """Enqueue one job of ``job_class``: insert it, collect it, or run it (sync mode)."""
     batch: BulkEnqueue | None = getattr(_bulk, "batch", None)
-    if batch is not None:
+    if batch is not None and batch.job_options:
         options = {**batch.job_options, **options}
     new = build(job_class, args, kwargs, options)
     if config.mode == "sync" or job_class.setting("run_synchronously"):
@@ -126,7 +143,7 @@ def _run_synchronously(new: NewJob) -> Job:
         if rows:  # due in the future: stored, not run
             new.job.attrs = rows[0]
             return new.job
-    new.job.attrs = new.unsaved_row()
+    new.job.attrs = new.row()
     return run_job(new.job.attrs, job=new.job, reraise=True).job
 
 
@@ -153,24 +170,18 @@ def bulk_enqueue(
 
 
 def _insert_batch(batch: BulkEnqueue) -> None:
-    rows = [new.params() for new in batch.pending]
     params = {
         "now": config.now(),
-        **{plural: [row[name] for row in rows] for name, plural in _BULK_COLUMNS.items()},
+        "jobs": "[" + ",".join(new.json_record() for new in batch.pending) + "]",
     }
     with db.transaction() as connection:
         previous = None if batch.notify else db.run(connection, sql.SKIP_NOTIFY)[0]["previous"]
         inserted = db.run(connection, sql.BULK_INSERT_JOBS, params)
         if not batch.notify:
             db.run(connection, sql.RESTORE_NOTIFY, {"previous": previous})
-    for new, row in zip(batch.pending, inserted, strict=True):
-        new.job.attrs = row
-
-
-_BULK_COLUMNS = {
-    "queue": "queues", "priority": "priorities", "run_at": "run_ats", "delay": "delays",
-    "job_class": "job_classes", "args": "args", "kwargs": "kwargs", "data": "data",
-}
+    inserted.sort(key=lambda row: row["id"])  # ids were given in the array's order
+    for new, stored in zip(batch.pending, inserted, strict=True):
+        new.job.attrs = new.row(round_trip=False, **stored)
 
 
 # -- validation ------------------------------------------------------------------
@@ -180,7 +191,8 @@ def build(
     job_class: type[Job], args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]
 ) -> NewJob:
     """Check a job's options and arguments and make its row's values."""
-    _check_option_names(options)
+    if options:
+        _check_option_names(options)
     name = options.get("job_class", job_class.job_name)
     if "<locals>" in name:
         raise JobOptionError(
@@ -189,20 +201,26 @@ def build(
             "not find it by name: define it at module level, or name it with "
             f"`class {job_class.__name__}(Job, name='...')`",
         )
-    run_at, delay = _check_run_at(options.get("run_at", job_class.setting("run_at")))
+    run_at, delay = _check_run_at(
+        options["run_at"] if "run_at" in options else job_class.setting("run_at")
+    )
     tags = options.get("tags")
+    data = {} if tags is None else {"tags": _check_tags(tags)}
+    args, kwargs = list(args), dict(kwargs)
     return NewJob(
         job=job_class({}),
         queue=_check_queue(options["queue"] if "queue" in options else (
             job_class.setting("queue") or config.default_queue
         )),
-        priority=_check_priority(options.get("priority", job_class.setting("priority"))),
+        priority=_check_priority(
+            options["priority"] if "priority" in options else job_class.setting("priority")
+        ),
         run_at=run_at,
         delay=delay,
         job_class=_check_job_class(name),
-        args=_to_json(list(args), "args", name),
-        kwargs=_to_json(dict(kwargs), "kwargs", name),
-        data=json.dumps({} if tags is None else {"tags": _check_tags(tags)}),
+        arguments=_arguments_json(args, kwargs, name),
+        data=json.dumps(data) if data else "{}",
+        values=(args, kwargs, data),
     )
 
 
@@ -283,12 +301,15 @@ def _check_tags(tags: object) -> list[str]:
     return list(tags)
 
 
-def _to_json(value: object, what: str, job_class: str) -> str:
+_ENCODER = json.JSONEncoder(allow_nan=False)  # NaN and infinities are not JSON
+
+
+def _arguments_json(args: list[Any], kwargs: dict[str, Any], job_class: str) -> str:
     try:
-        return json.dumps(value, allow_nan=False)
+        return _ENCODER.encode([args, kwargs])
     except (TypeError, ValueError) as error:
         raise SerializationError(
-            f"the {what} of {job_class} cannot be stored as JSON ({error}); pass plain "
+            f"the arguments of {job_class} cannot be stored as JSON ({error}); pass plain "
             "str, int, float, bool, None, list and dict values (e.g. an id, or a "
             "datetime's isoformat())"
         ) from error

@@ -21,13 +21,14 @@ SELECT CASE
 
 # -- enqueue --------------------------------------------------------------------
 
-# One job. With %(only_if_scheduled)s true (sync mode), the row is inserted only
-# when it is due in the future; otherwise nothing is returned and the caller
-# runs the job inline.
+# One job. %(arguments)s is the JSON array [args, kwargs]. With
+# %(only_if_scheduled)s true (sync mode), the row is inserted only when it is due
+# in the future; otherwise nothing is returned and the caller runs the job inline.
 INSERT_JOB: Final = """
 INSERT INTO public.que_jobs
   (queue, priority, run_at, job_class, args, kwargs, data, job_schema_version)
-SELECT v.queue, v.priority, v.run_at, v.job_class, v.args, v.kwargs, v.data, 2
+SELECT v.queue, v.priority, v.run_at, v.job_class, v.arguments -> 0, v.arguments -> 1,
+       v.data, 2
 FROM (
   VALUES (
     %(queue)s::text,
@@ -35,30 +36,33 @@ FROM (
     coalesce(%(run_at)s::timestamptz,
              coalesce(%(now)s::timestamptz, now()) + %(delay)s::float8 * interval '1 second'),
     %(job_class)s::text,
-    %(args)s::jsonb,
-    %(kwargs)s::jsonb,
+    %(arguments)s::jsonb,
     %(data)s::jsonb
   )
-) AS v (queue, priority, run_at, job_class, args, kwargs, data)
+) AS v (queue, priority, run_at, job_class, arguments, data)
 WHERE NOT %(only_if_scheduled)s::boolean
    OR v.run_at > coalesce(%(now)s::timestamptz, now())
 RETURNING *
 """
 
-# Many jobs in one statement: each parameter is an array with one element per job.
+# Many jobs in one statement: %(jobs)s is a JSON array with one object per job
+# (one text parameter the server parses, rather than an array per column), each
+# with its [args, kwargs] as "arguments". The rows go in, and get their ids, in
+# the array's order.
 BULK_INSERT_JOBS: Final = """
 INSERT INTO public.que_jobs
   (queue, priority, run_at, job_class, args, kwargs, data, job_schema_version)
 SELECT j.queue, j.priority,
        coalesce(j.run_at, coalesce(%(now)s::timestamptz, now()) + j.delay * interval '1 second'),
-       j.job_class, j.args, j.kwargs, j.data, 2
-FROM unnest(
-  %(queues)s::text[], %(priorities)s::smallint[], %(run_ats)s::timestamptz[],
-  %(delays)s::float8[], %(job_classes)s::text[], %(args)s::jsonb[],
-  %(kwargs)s::jsonb[], %(data)s::jsonb[]
-) WITH ORDINALITY AS j (queue, priority, run_at, delay, job_class, args, kwargs, data, n)
+       j.job_class, j.arguments -> 0, j.arguments -> 1, j.data, 2
+FROM ROWS FROM (
+  jsonb_to_recordset(%(jobs)s::jsonb) AS (
+    queue text, priority smallint, run_at timestamptz, delay float8, job_class text,
+    arguments jsonb, data jsonb
+  )
+) WITH ORDINALITY AS j (queue, priority, run_at, delay, job_class, arguments, data, n)
 ORDER BY j.n
-RETURNING *
+RETURNING id, run_at
 """
 
 # Bulk enqueue skips the notify triggers for the rest of its own transaction
