@@ -83,9 +83,18 @@ DELETE FROM public.que_jobs WHERE id = %(id)s
 RETURNING id
 """
 
-# The worker pool's batch of default destroys (jobs that succeeded and wrote nothing).
+# The worker pool's batch of default destroys (jobs that succeeded and wrote
+# nothing). The que_state notifications are skipped for it, as for bulk enqueue:
+# they cost more than the delete itself. Its commit does not wait for the WAL
+# flush: should the server crash before the flush, these jobs, which changed
+# nothing in the database, simply run again, as after any crash before a destroy.
 DESTROY_JOBS: Final = """
-DELETE FROM public.que_jobs WHERE id = ANY (%(ids)s::bigint[])
+WITH settings AS (
+  SELECT set_config('que.skip_notify', 'true', true),
+         set_config('synchronous_commit', 'off', true)
+)
+DELETE FROM public.que_jobs
+WHERE id = ANY (%(ids)s::bigint[]) AND (SELECT true FROM settings)
 """
 
 FINISH_JOB: Final = """
@@ -197,6 +206,13 @@ DELETE FROM public.que_jobs
 # which pg_locks shows split into classid (high half) and objid (low half) with
 # objsubid 1.
 
+# The lock connection reads the poll index with plain index scans: unlike
+# index-only scans, they mark the entries of deleted jobs dead as they pass them,
+# so polls do not walk every job deleted since the last vacuum, again and again.
+LOCKER_SESSION: Final = """
+SET enable_indexonlyscan = off
+"""
+
 # Forget lockers whose connection is gone, and any row this backend left behind.
 CLEAN_LOCKERS: Final = """
 DELETE FROM public.que_lockers
@@ -228,30 +244,37 @@ UNLISTEN_ALL: Final = """
 UNLISTEN *
 """
 
-# Ready jobs of one queue that no session holds an advisory lock on, most
-# important first, up to %(limit)s of them. Leaving out the jobs locked
-# elsewhere (one hashed look-up each) keeps the poll from trying, and failing,
-# to lock every job other processes are working at the head of the queue. It only picks candidates:
-# the caller locks them with LOCK_JOBS, where a race is simply a lock not taken.
+# Lock the most important ready jobs of one queue that no session holds an
+# advisory lock on, up to %(limit)s of them and none less important than
+# %(lowest)s. Leaving out the jobs locked elsewhere (one hashed look-up each)
+# keeps the poll from trying, and failing, to lock every job other processes are
+# working at the head of the queue; a job locked by someone else between the
+# read and the lock comes back with locked = false. The lock is taken only for
+# the rows the inner query returns (its LIMIT keeps it from being flattened).
 POLL_JOBS: Final = """
-SELECT id, priority, run_at
-FROM public.que_jobs
-WHERE queue = %(queue)s::text
-  AND job_schema_version = 2
-  AND finished_at IS NULL
-  AND expired_at IS NULL
-  AND run_at <= coalesce(%(now)s::timestamptz, now())
-  AND id <> ALL (%(held)s::bigint[])
-  AND id NOT IN (
-    SELECT (l.classid::bigint << 32) | l.objid::bigint
-    FROM pg_catalog.pg_locks AS l
-    WHERE l.locktype = 'advisory'
-      AND l.objsubid = 1
-      AND l.database = (SELECT oid FROM pg_catalog.pg_database
-                        WHERE datname = pg_catalog.current_database())
-  )
-ORDER BY priority, run_at, id
-LIMIT %(limit)s::integer
+SELECT c.id, c.priority, c.run_at, pg_try_advisory_lock(c.id) AS locked
+FROM (
+  SELECT id, priority, run_at
+  FROM public.que_jobs
+  WHERE queue = %(queue)s::text
+    AND job_schema_version = 2
+    AND finished_at IS NULL
+    AND expired_at IS NULL
+    AND run_at <= coalesce(%(now)s::timestamptz, now())
+    AND priority <= %(lowest)s::integer
+    AND id <> ALL (%(held)s::bigint[])
+    AND id NOT IN (
+      SELECT (l.classid::bigint << 32) | l.objid::bigint
+      FROM pg_catalog.pg_locks AS l
+      WHERE l.locktype = 'advisory'
+        AND l.objsubid = 1
+        AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                          WHERE datname = pg_catalog.current_database())
+    )
+  ORDER BY priority, run_at, id
+  LIMIT %(limit)s::integer
+) AS c
+ORDER BY c.priority, c.run_at, c.id
 """
 
 # Try to lock each id; says which locks were taken.
@@ -263,14 +286,16 @@ FROM unnest(%(ids)s::bigint[]) AS t (id)
 # Advisory locks are not MVCC: a job can be locked just after another process
 # worked and deleted it. Run after LOCK_JOBS, in a later snapshot, this returns
 # the rows of the locked jobs that are still there to be worked.
+# (OFFSET 0 keeps the planner from matching the other conditions to the poll
+# index, which on a churning table with stale statistics means scanning it all:
+# the rows are fetched by primary key, then checked.)
 CHECK_LOCKED_JOBS: Final = """
-SELECT *
-FROM public.que_jobs
-WHERE id = ANY (%(ids)s::bigint[])
-  AND job_schema_version = 2
-  AND finished_at IS NULL
-  AND expired_at IS NULL
-  AND run_at <= coalesce(%(now)s::timestamptz, now())
+SELECT j.*
+FROM (SELECT * FROM public.que_jobs WHERE id = ANY (%(ids)s::bigint[]) OFFSET 0) AS j
+WHERE j.job_schema_version = 2
+  AND j.finished_at IS NULL
+  AND j.expired_at IS NULL
+  AND j.run_at <= coalesce(%(now)s::timestamptz, now())
 """
 
 UNLOCK_JOBS: Final = """

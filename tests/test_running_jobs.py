@@ -410,7 +410,7 @@ def test_a_job_that_used_the_database_is_destroyed_in_its_own_transaction(que_co
 
 
 def test_an_overridden_default_resolve_action_is_never_deferred(que_committed_db):
-    result, left = run_committed(FinishesByDefault)
+    result, _ = run_committed(FinishesByDefault)
     assert not result.destroy_deferred
     assert [row["finished_at"] is not None for row in Que.jobs()] == [True]
 

@@ -141,6 +141,7 @@ class Locker:
             options["connect_timeout"] = CONNECT_TIMEOUT
         connection = psycopg.connect(self._conninfo, **options)
         try:
+            db.run(connection, sql.LOCKER_SESSION)
             db.run(connection, sql.CLEAN_LOCKERS)
             self._relock(connection)
             if self._settings.listen:

@@ -49,21 +49,28 @@ def unlock(connection: Connection, ids: Iterable[int]) -> None:
 def lock_rows(
     connection: Connection, ids: Collection[int], now: datetime | None
 ) -> tuple[list[dict[str, Any]], list[int]]:
-    """Lock jobs and read their rows; return (rows to work, ids that were not locked).
-
-    A job locked just after another process finished it (advisory locks are not
-    MVCC) has no row, or a finished, expired or rescheduled one, by the time it
-    is read again: it is unlocked and left out.
-    """
+    """Lock jobs and read their rows; return (rows to work, ids that were not locked)."""
     locked = try_lock(connection, ids)
     taken = set(locked)
     refused = [job_id for job_id in ids if job_id not in taken]
+    return check_rows(connection, locked, now), refused
+
+
+def check_rows(
+    connection: Connection, locked: Collection[int], now: datetime | None
+) -> list[dict[str, Any]]:
+    """Read the rows of jobs just locked; unlock the ones that are no longer there to work.
+
+    Advisory locks are not MVCC: a job locked just after another process
+    finished it has no row, or a finished, expired or rescheduled one, by the
+    time it is read again in a new snapshot.
+    """
     if not locked:
-        return [], refused
-    rows = db.run(connection, sql.CHECK_LOCKED_JOBS, {"ids": locked, "now": now})
+        return []
+    rows = db.run(connection, sql.CHECK_LOCKED_JOBS, {"ids": list(locked), "now": now})
     found = {row["id"] for row in rows}
     gone = [job_id for job_id in locked if job_id not in found]
     if gone:
         unlock(connection, gone)
         log_event(logging.DEBUG, "jobs_gone_after_lock", internal=True, job_ids=gone)
-    return rows, refused
+    return rows

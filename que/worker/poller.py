@@ -19,8 +19,7 @@ from que.worker import locks
 from que.worker._clock import monotonic
 from que.worker.buffer import Slots
 
-CANDIDATES_PER_SLOT = 2  # candidates read per slot, so a few lost lock races cost no round trip
-MAXIMUM_POLL_ROUNDS = 3  # re-reads of candidates in one poll when other processes took them
+MAXIMUM_POLL_ROUNDS = 3  # polls in a row when other processes took some of the candidates
 
 
 @dataclass
@@ -40,37 +39,41 @@ def poll(
 ) -> PollResult:
     """Lock the most important ready jobs of ``queue`` that ``slots`` accept.
 
-    ``slots`` is used up by the jobs locked. Candidates come in
-    ``(priority, run_at, id)`` order and fill the slots until one does not fit;
-    a candidate another process locked first frees its slot for the next one.
+    ``slots`` is used up by the jobs locked. One statement reads and locks as
+    many candidates as there are slots, in ``(priority, run_at, id)`` order; they
+    fill the slots until one does not fit, and the ones that do not fit are
+    unlocked again. A candidate another process locked first leaves its slot for
+    the next poll round.
     """
     rows: list[dict[str, Any]] = []
     held = set(held)
     for _ in range(MAXIMUM_POLL_ROUNDS):
         if not slots:
             return PollResult(rows, more=True)
-        limit = len(slots) * CANDIDATES_PER_SLOT
+        limit = len(slots)
         candidates = db.run(connection, sql.POLL_JOBS, {
-            "queue": queue, "now": now,
-            "held": sorted(held), "limit": limit,
+            "queue": queue, "now": now, "held": sorted(held), "limit": limit,
+            "lowest": slots.lowest,
         })
         chosen: dict[int, int] = {}  # job id -> the limit of the slot it filled
-        blocked = False
+        unwanted: list[int] = []
         for candidate in candidates:
-            filled = slots.fill(candidate["priority"])
+            if not candidate["locked"]:
+                continue
+            held.add(candidate["id"])
+            filled = None if unwanted else slots.fill(candidate["priority"])
             if filled is None:
-                blocked = True
-                break
-            chosen[candidate["id"]] = filled
-        locked_rows, _refused = locks.lock_rows(connection, list(chosen), now)
-        for job_id in chosen:
-            held.add(job_id)
-        locked_ids = {row["id"] for row in locked_rows}
+                unwanted.append(candidate["id"])
+            else:
+                chosen[candidate["id"]] = filled
+        locks.unlock(connection, unwanted)
+        locked_rows = locks.check_rows(connection, list(chosen), now)
+        found = {row["id"] for row in locked_rows}
         for job_id, filled in chosen.items():
-            if job_id not in locked_ids:
+            if job_id not in found:
                 slots.free(filled)
         rows += locked_rows
-        if blocked:
+        if unwanted:
             return PollResult(rows, more=True)
         if len(candidates) < limit:
             return PollResult(rows, more=False)
