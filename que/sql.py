@@ -244,15 +244,15 @@ UNLISTEN_ALL: Final = """
 UNLISTEN *
 """
 
-# Lock the most important ready jobs of one queue that no session holds an
-# advisory lock on, up to %(limit)s of them and none less important than
-# %(lowest)s. Leaving out the jobs locked elsewhere (one hashed look-up each)
-# keeps the poll from trying, and failing, to lock every job other processes are
-# working at the head of the queue; a job locked by someone else between the
-# read and the lock comes back with locked = false. The lock is taken only for
-# the rows the inner query returns (its LIMIT keeps it from being flattened).
+# Lock the most important ready jobs of one queue, up to %(limit)s of them and
+# none less important than %(lowest)s, skipping the ones this process holds.
+# The inner query walks the poll index in order (its LIMIT bounds the walk and
+# keeps it a separate step); the outer one tries each lock as it pulls rows and
+# stops after %(limit)s successes. So only the rows returned are locked, whatever
+# plan the inner query gets, and a job another session holds costs one failed
+# pg_try_advisory_lock, not a scan of every lock on the server.
 POLL_JOBS: Final = """
-SELECT c.id, c.priority, c.run_at, pg_try_advisory_lock(c.id) AS locked
+SELECT c.id, c.priority, c.run_at
 FROM (
   SELECT id, priority, run_at
   FROM public.que_jobs
@@ -263,18 +263,11 @@ FROM (
     AND run_at <= coalesce(%(now)s::timestamptz, now())
     AND priority <= %(lowest)s::integer
     AND id <> ALL (%(held)s::bigint[])
-    AND id NOT IN (
-      SELECT (l.classid::bigint << 32) | l.objid::bigint
-      FROM pg_catalog.pg_locks AS l
-      WHERE l.locktype = 'advisory'
-        AND l.objsubid = 1
-        AND l.database = (SELECT oid FROM pg_catalog.pg_database
-                          WHERE datname = pg_catalog.current_database())
-    )
   ORDER BY priority, run_at, id
-  LIMIT %(limit)s::integer
+  LIMIT %(walk)s::integer
 ) AS c
-ORDER BY c.priority, c.run_at, c.id
+WHERE pg_try_advisory_lock(c.id)
+LIMIT %(limit)s::integer
 """
 
 # Try to lock each id; says which locks were taken.

@@ -19,7 +19,7 @@ from que.worker import locks
 from que.worker._clock import monotonic
 from que.worker.buffer import Slots
 
-MAXIMUM_POLL_ROUNDS = 3  # polls in a row when other processes took some of the candidates
+MAXIMUM_POLL_WALK = 100_000  # jobs one poll may pass over because other sessions hold them
 
 
 @dataclass
@@ -39,45 +39,32 @@ def poll(
 ) -> PollResult:
     """Lock the most important ready jobs of ``queue`` that ``slots`` accept.
 
-    ``slots`` is used up by the jobs locked. One statement reads and locks as
-    many candidates as there are slots, in ``(priority, run_at, id)`` order; they
-    fill the slots until one does not fit, and the ones that do not fit are
-    unlocked again. A candidate another process locked first leaves its slot for
-    the next poll round.
+    ``slots`` is used up by the jobs locked. One statement locks as many jobs as
+    there are slots, in ``(priority, run_at, id)`` order; they fill the slots
+    until one does not fit, and the ones that do not fit are unlocked again.
     """
-    rows: list[dict[str, Any]] = []
-    held = set(held)
-    for _ in range(MAXIMUM_POLL_ROUNDS):
-        if not slots:
-            return PollResult(rows, more=True)
-        limit = len(slots)
-        candidates = db.run(connection, sql.POLL_JOBS, {
-            "queue": queue, "now": now, "held": sorted(held), "limit": limit,
-            "lowest": slots.lowest,
-        })
-        chosen: dict[int, int] = {}  # job id -> the limit of the slot it filled
-        unwanted: list[int] = []
-        for candidate in candidates:
-            if not candidate["locked"]:
-                continue
-            held.add(candidate["id"])
-            filled = None if unwanted else slots.fill(candidate["priority"])
-            if filled is None:
-                unwanted.append(candidate["id"])
-            else:
-                chosen[candidate["id"]] = filled
-        locks.unlock(connection, unwanted)
-        locked_rows = locks.check_rows(connection, list(chosen), now)
-        found = {row["id"] for row in locked_rows}
-        for job_id, filled in chosen.items():
-            if job_id not in found:
-                slots.free(filled)
-        rows += locked_rows
-        if unwanted:
-            return PollResult(rows, more=True)
-        if len(candidates) < limit:
-            return PollResult(rows, more=False)
-    return PollResult(rows, more=True)
+    if not slots:
+        return PollResult([], more=True)
+    limit = len(slots)
+    candidates = db.run(connection, sql.POLL_JOBS, {
+        "queue": queue, "now": now, "held": sorted(held), "limit": limit,
+        "lowest": slots.lowest, "walk": MAXIMUM_POLL_WALK,
+    })
+    chosen: dict[int, int] = {}  # job id -> the limit of the slot it filled
+    unwanted: list[int] = []
+    for candidate in candidates:
+        filled = None if unwanted else slots.fill(candidate["priority"])
+        if filled is None:
+            unwanted.append(candidate["id"])
+        else:
+            chosen[candidate["id"]] = filled
+    locks.unlock(connection, unwanted)
+    rows = locks.check_rows(connection, list(chosen), now)
+    found = {row["id"] for row in rows}
+    for job_id, filled in chosen.items():
+        if job_id not in found:
+            slots.free(filled)
+    return PollResult(rows, more=bool(unwanted) or len(candidates) == limit)
 
 
 @dataclass
