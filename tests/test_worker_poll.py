@@ -1,0 +1,71 @@
+"""One poll: what it locks, and what it leaves alone."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from que import Job, Que
+from que.worker import poller
+from que.worker.buffer import Slots
+from que.worker.settings import ANY_PRIORITY
+
+
+class Noop(Job):
+    def run(self):
+        pass
+
+
+@pytest.fixture
+def connections(que_committed_db, que_database_url):
+    with psycopg.connect(que_database_url, autocommit=True) as locker, psycopg.connect(
+        que_database_url, autocommit=True
+    ) as other:
+        yield locker, other
+
+
+def held_by(connection) -> list[int]:
+    rows = connection.execute(
+        "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+        "WHERE locktype = 'advisory' AND pid = pg_backend_pid() ORDER BY 1"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_a_poll_locks_exactly_what_it_returns_past_jobs_held_elsewhere(connections):
+    locker, other = connections
+    ids = [Noop.enqueue().id for _ in range(10)]
+    for job_id in ids[:5]:
+        other.execute("SELECT pg_advisory_lock(%s)", [job_id])
+    result = poller.poll(locker, "default", Slots([ANY_PRIORITY] * 2), held=(), now=None)
+    assert [row["id"] for row in result.rows] == ids[5:7]
+    assert held_by(locker) == ids[5:7]
+    assert result.more
+
+
+def test_a_poll_skips_jobs_this_process_holds(connections):
+    locker, _ = connections
+    ids = [Noop.enqueue().id for _ in range(3)]
+    locker.execute("SELECT pg_advisory_lock(%s)", [ids[0]])
+    result = poller.poll(locker, "default", Slots([ANY_PRIORITY] * 5), held=[ids[0]], now=None)
+    assert [row["id"] for row in result.rows] == ids[1:]
+    assert held_by(locker) == ids
+    assert not result.more
+
+
+def test_a_poll_takes_only_what_the_slots_accept(connections):
+    locker, _ = connections
+    important = Noop.enqueue(job_options={"priority": 5}).id
+    Noop.enqueue(job_options={"priority": 50})
+    result = poller.poll(locker, "default", Slots([10]), held=(), now=None)
+    assert [row["id"] for row in result.rows] == [important]
+    assert held_by(locker) == [important]
+
+
+def test_finished_jobs_are_never_locked(connections):
+    locker, _ = connections
+    job = Noop.enqueue()
+    Que.execute("UPDATE que_jobs SET finished_at = now() WHERE id = %s", [job.id])
+    result = poller.poll(locker, "default", Slots([ANY_PRIORITY]), held=(), now=None)
+    assert result.rows == []
+    assert held_by(locker) == []
