@@ -119,7 +119,8 @@ def enqueue_job(
     if batch is not None:
         batch.pending.append(new)
         return new.job
-    new.job.attrs = db.execute(sql.INSERT_JOB, {**new.params(), "only_if_scheduled": False})[0]
+    (stored,) = db.execute(sql.INSERT_JOB, {**new.params(), "only_if_scheduled": False})
+    new.job.attrs = new.row(round_trip=False, **stored)
     return new.job
 
 
@@ -141,7 +142,7 @@ def _run_synchronously(new: NewJob) -> Job:
     if new.run_at is not None or new.delay > 0:
         rows = db.execute(sql.INSERT_JOB, {**new.params(), "only_if_scheduled": True})
         if rows:  # due in the future: stored, not run
-            new.job.attrs = rows[0]
+            new.job.attrs = new.row(round_trip=False, **rows[0])
             return new.job
     new.job.attrs = new.row()
     return run_job(new.job.attrs, job=new.job, reraise=True).job

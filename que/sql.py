@@ -24,6 +24,7 @@ SELECT CASE
 # One job. %(arguments)s is the JSON array [args, kwargs]. With
 # %(only_if_scheduled)s true (sync mode), the row is inserted only when it is due
 # in the future; otherwise nothing is returned and the caller runs the job inline.
+# Only what the database decides comes back; the caller knows the rest.
 INSERT_JOB: Final = """
 INSERT INTO public.que_jobs
   (queue, priority, run_at, job_class, args, kwargs, data, job_schema_version)
@@ -42,7 +43,7 @@ FROM (
 ) AS v (queue, priority, run_at, job_class, arguments, data)
 WHERE NOT %(only_if_scheduled)s::boolean
    OR v.run_at > coalesce(%(now)s::timestamptz, now())
-RETURNING *
+RETURNING id, run_at
 """
 
 # Many jobs in one statement: %(jobs)s is a JSON array with one object per job

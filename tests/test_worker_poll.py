@@ -38,7 +38,7 @@ def test_a_poll_locks_exactly_what_it_returns_past_jobs_held_elsewhere(connectio
     for job_id in ids[:5]:
         other.execute("SELECT pg_advisory_lock(%s)", [job_id])
     result = poller.poll(locker, "default", Slots([ANY_PRIORITY] * 2), held=(), now=None)
-    assert [row["id"] for row in result.rows] == ids[5:7]
+    assert sorted(row["id"] for row in result.rows) == ids[5:7]
     assert held_by(locker) == ids[5:7]
     assert result.more
 
@@ -48,7 +48,7 @@ def test_a_poll_skips_jobs_this_process_holds(connections):
     ids = [Noop.enqueue().id for _ in range(3)]
     locker.execute("SELECT pg_advisory_lock(%s)", [ids[0]])
     result = poller.poll(locker, "default", Slots([ANY_PRIORITY] * 5), held=[ids[0]], now=None)
-    assert [row["id"] for row in result.rows] == ids[1:]
+    assert sorted(row["id"] for row in result.rows) == ids[1:]
     assert held_by(locker) == ids
     assert not result.more
 
