@@ -6,6 +6,7 @@ and inserts nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -67,9 +68,9 @@ class NewJob:
         """This job as one object of BULK_INSERT_JOBS's JSON array."""
         run_at = "null" if self.run_at is None else f'"{self.run_at.isoformat()}"'
         return (
-            f'{{"queue":{json.dumps(self.queue)},"priority":{self.priority},'
+            f'{{"queue":{_json_string(self.queue)},"priority":{self.priority},'
             f'"run_at":{run_at},"delay":{self.delay!r},'
-            f'"job_class":{json.dumps(self.job_class)},"arguments":{self.arguments},'
+            f'"job_class":{_json_string(self.job_class)},"arguments":{self.arguments},'
             f'"data":{self.data}}}'
         )
 
@@ -303,6 +304,12 @@ def _check_tags(tags: object) -> list[str]:
 
 
 _ENCODER = json.JSONEncoder(allow_nan=False)  # NaN and infinities are not JSON
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_string(text: str) -> str:
+    """A queue or class name as JSON: few distinct ones, used by many jobs."""
+    return json.dumps(text)
 
 
 def _arguments_json(args: list[Any], kwargs: dict[str, Any], job_class: str) -> str:
