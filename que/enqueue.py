@@ -195,7 +195,9 @@ def build(
     """Check a job's options and arguments and make its row's values."""
     if options:
         _check_option_names(options)
-    name = options.get("job_class", job_class.job_name)
+    name = _check_name(
+        "job_class", options.get("job_class", job_class.job_name), MAXIMUM_JOB_CLASS_LENGTH
+    )
     if "<locals>" in name:
         raise JobOptionError(
             "job_class",
@@ -211,15 +213,15 @@ def build(
     args, kwargs = list(args), dict(kwargs)
     return NewJob(
         job=job_class({}),
-        queue=_check_queue(options["queue"] if "queue" in options else (
+        queue=_check_name("queue", options["queue"] if "queue" in options else (
             job_class.setting("queue") or config.default_queue
-        )),
+        ), MAXIMUM_QUEUE_LENGTH),
         priority=_check_priority(
             options["priority"] if "priority" in options else job_class.setting("priority")
         ),
         run_at=run_at,
         delay=delay,
-        job_class=_check_job_class(name),
+        job_class=name,
         arguments=_arguments_json(args, kwargs, name),
         data=json.dumps(data) if data else "{}",
         values=(args, kwargs, data),
@@ -236,15 +238,16 @@ def _check_option_names(options: Mapping[str, Any]) -> None:
         )
 
 
-def _check_queue(queue: object) -> str:
-    if not isinstance(queue, str) or not queue:
-        raise JobOptionError("queue", f"queue must be a non-empty string, not {queue!r}")
-    if len(queue) > MAXIMUM_QUEUE_LENGTH:
+def _check_name(option: str, name: object, maximum: int) -> str:
+    """A queue or job class name: a non-empty string the database's check accepts."""
+    if not isinstance(name, str) or not name:
+        raise JobOptionError(option, f"{option} must be a non-empty string, not {name!r}")
+    if len(name) > maximum:
         raise JobOptionError(
-            "queue", f"queue names are limited to {MAXIMUM_QUEUE_LENGTH} characters; "
-            f"{queue[:20]!r}... has {len(queue)}"
+            option, f"{option} names are limited to {maximum} characters; "
+            f"{name[:20]!r}... has {len(name)}"
         )
-    return queue
+    return name
 
 
 def _check_priority(priority: object) -> int:
@@ -273,17 +276,6 @@ def _check_run_at(run_at: object) -> tuple[datetime | None, float]:
     raise JobOptionError(
         "run_at", f"run_at must be an aware datetime or a timedelta, not {run_at!r}"
     )
-
-
-def _check_job_class(name: object) -> str:
-    if not isinstance(name, str) or not name:
-        raise JobOptionError("job_class", f"job_class must be a non-empty string, not {name!r}")
-    if len(name) > MAXIMUM_JOB_CLASS_LENGTH:
-        raise JobOptionError(
-            "job_class", f"job_class names are limited to {MAXIMUM_JOB_CLASS_LENGTH} "
-            f"characters; {name[:20]!r}... has {len(name)}"
-        )
-    return name
 
 
 def _check_tags(tags: object) -> list[str]:

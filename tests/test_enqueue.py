@@ -270,3 +270,8 @@ def test_database_checks_back_up_the_python_checks(que_db):
             "INSERT INTO que_jobs (job_class, job_schema_version, data) VALUES ('X', 2, %s)",
             ['{"tags": ["' + "x" * 99 + '"]}'],
         )
+
+
+def test_a_job_class_option_that_is_not_a_string_is_refused(que_jobs):
+    with pytest.raises(JobOptionError, match="job_class must be a non-empty string"):
+        Plain.enqueue(job_options={"job_class": 5})
