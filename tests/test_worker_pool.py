@@ -181,6 +181,33 @@ def test_async_mode_starts_and_stops_the_in_process_pool(worker_db):
         inprocess.configure(**previous.__dict__)
 
 
+def test_que_mode_async_runs_the_pool_and_off_stops_it(worker_db):
+    previous = inprocess.settings()
+    inprocess.configure(worker_priorities=(None,), **FAST)
+    try:
+        Que.mode = "async"
+        pool = inprocess.current()
+        assert pool is not None and pool.running
+        Record.enqueue("via mode")
+        wait_for(lambda: ledger(worker_db) == ["via mode"])
+        Que.mode = "off"
+        assert inprocess.current() is None and not pool.running
+    finally:
+        Que.mode = "off"
+        inprocess.configure(**previous.__dict__)
+
+
+def test_que_mode_async_that_cannot_start_stays_off(worker_db):
+    previous = inprocess.settings()
+    inprocess.configure(connection_url="host=127.0.0.1 port=1 connect_timeout=1")
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            Que.mode = "async"
+        assert Que.mode == "off" and inprocess.current() is None
+    finally:
+        inprocess.configure(**previous.__dict__)
+
+
 def test_the_pool_follows_the_test_clock_under_time_travel(start_pool, worker_db):
     from freezegun import freeze_time
 
