@@ -1,4 +1,4 @@
-"""A small tour of que: enqueue jobs in a transaction, then work them.
+"""A small tour of que: enqueue jobs in a transaction, then let a worker pool work them.
 
 Run with ``python examples/demo.py``. It uses the PostgreSQL server in
 ``$DATABASE_URL`` (default: the local one) and a database of its own, ``que_demo``,
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 
 import psycopg
 from psycopg import sql
@@ -66,12 +67,19 @@ def main() -> None:
         Flaky.enqueue()
         print("queue:", [(s["job_class"], s["count"]) for s in Que.job_stats()])
 
-        summary = Que.work()
-        print(f"worked {summary.ran} jobs: {summary.succeeded} succeeded, "
-              f"{summary.failed} failed and will be retried; {summary.remaining} left")
+        print("starting the worker pool in this process (Que.mode = 'async')")
+        Que.mode = "async"
+        try:
+            deadline = time.monotonic() + 30
+            while any(row["error_count"] == 0 for row in Que.jobs()):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the workers did not finish in 30 s")
+                time.sleep(0.05)
+        finally:
+            Que.mode = "off"  # running jobs finish, buffered ones are released
         (retry,) = Que.jobs()
-        print(f"  {retry['job_class']} retries at {retry['run_at']:%H:%M:%S} "
-              f"after {retry['last_error_message']!r}")
+        print(f"done: {retry['job_class']} will retry at {retry['run_at']:%H:%M:%S} "
+              f"after {retry['last_error_message']!r}; the rest were destroyed")
         Que.clear()
         Que.connection = None
 

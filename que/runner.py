@@ -8,9 +8,11 @@ hears of it if ``handle_error`` says so.
 
 On an idle connection that is not in autocommit mode (a worker's pool
 connection), the transaction begins with the job's first statement, as psycopg
-does, rather than with an empty ``BEGIN``; a job that sends none and leaves the
-default ``destroy`` to que can have that destroy batched by the caller
-(``defer_destroy``): the worker pool deletes such jobs many at a time.
+does, rather than with an empty ``BEGIN``. The worker pool takes over the
+default ``destroy`` of the jobs that succeed (``defer_destroy``) and deletes
+them many at a time once their transactions have committed, as DESIGN's
+"batch the default resolve" and Ruby Que's separate destroy statement have it;
+a resolve helper the job calls itself stays in the job's transaction.
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ def run_job(
     ``job`` is the instance to run when the caller has one already (sync mode);
     otherwise the class is found from ``row["job_class"]``. With ``reraise`` the
     job's error is raised again once it has been handled. With ``defer_destroy``
-    the caller takes over the default destroy of a job that sent no statement
-    (see ``JobResult.destroy_deferred``); it holds the job's lock until then.
+    the caller takes over the default destroy of a job that succeeded without
+    resolving itself (see ``JobResult.destroy_deferred``), after the job's
+    transaction has committed; it holds the job's lock until then.
     """
     error: Exception | None = None
     if job is None:
@@ -143,10 +146,8 @@ def _job_transaction(connection: Connection) -> Iterator[None]:
 
 
 def _destroy_can_wait(job: Job) -> bool:
-    """Whether the default destroy may be batched: nothing else is in its transaction."""
-    with db.checkout() as connection:
-        untouched = not connection.autocommit and _idle(connection)
-    return untouched and type(job).default_resolve_action is Job.default_resolve_action
+    """Whether the job's resolve action is the plain destroy a batch can do for it."""
+    return type(job).default_resolve_action is Job.default_resolve_action
 
 
 def _handle_error(job: Job, error: Exception) -> None:

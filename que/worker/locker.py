@@ -285,13 +285,19 @@ class Locker:
 
     def _unlock_finished(self, connection: Connection) -> None:
         finished = self._drain_finished()
-        if finished:
-            destroyed = [job_id for job_id, destroy in finished if destroy]
+        if not finished:
+            return
+        destroyed = [job_id for job_id, destroy in finished if destroy]
+        ids = [job_id for job_id, _ in finished]
+        try:
             locks.destroy(connection, destroyed)  # committed before any lock is released
-            ids = [job_id for job_id, _ in finished]
             self._release(connection, ids)
-            log_event(logging.DEBUG, "jobs_unlocked", internal=True, job_ids=ids,
-                      destroyed=destroyed)
+        except BaseException:
+            for item in finished:  # still to settle, on the next connection
+                self._finished.put(item)
+            raise
+        log_event(logging.DEBUG, "jobs_unlocked", internal=True, job_ids=ids,
+                  destroyed=destroyed)
 
     def _wait(self, timeout: float, connection: Connection | None = None) -> None:
         """Sleep until woken, a notification arrives, or ``timeout`` seconds pass."""
