@@ -353,9 +353,11 @@ def open_worker_connections(conninfo: str, size: int) -> ConnectionPool[Any]:
     given = conninfo_to_dict(conninfo)
     if "application_name" not in given:
         kwargs["application_name"] = WORKER_APPLICATION_NAME
+    # No check on checkout: it would cost every job a round trip. A connection
+    # found broken fails that job's attempt, which is logged and retried, and
+    # the pool replaces it.
     pool: ConnectionPool[Any] = ConnectionPool(
         conninfo, min_size=1, max_size=size, kwargs=kwargs, open=False, name="que-workers",
-        check=ConnectionPool.check_connection,
     )
     try:
         pool.open(wait=True, timeout=CONNECT_TIMEOUT)
