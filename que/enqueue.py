@@ -54,8 +54,9 @@ class NewJob:
     arguments: str
     """``[args, kwargs]`` as JSON text: one encoding checks both."""
     data: str  # JSON text
-    values: tuple[list[Any], dict[str, Any], dict[str, Any]]
-    """args, kwargs and data as given, for a row that need not be read back."""
+    args: list[Any]  # as given, for a row that need not be read back from JSON
+    kwargs: dict[str, Any]
+    tags: list[str] | None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -81,7 +82,8 @@ class NewJob:
         if round_trip:
             (args, kwargs), data = json.loads(self.arguments), json.loads(self.data)
         else:
-            args, kwargs, data = self.values
+            args, kwargs = self.args, self.kwargs
+            data = {} if self.tags is None else {"tags": self.tags}
         return {
             "id": None, "queue": self.queue, "priority": self.priority,
             "run_at": self.run_at or config.now(), "job_class": self.job_class,
@@ -209,7 +211,8 @@ def build(
         options["run_at"] if "run_at" in options else job_class.setting("run_at")
     )
     tags = options.get("tags")
-    data = {} if tags is None else {"tags": _check_tags(tags)}
+    if tags is not None:
+        tags = _check_tags(tags)
     args, kwargs = list(args), dict(kwargs)
     return NewJob(
         job=job_class({}),
@@ -223,8 +226,10 @@ def build(
         delay=delay,
         job_class=name,
         arguments=_arguments_json(args, kwargs, name),
-        data=json.dumps(data) if data else "{}",
-        values=(args, kwargs, data),
+        data="{}" if tags is None else json.dumps({"tags": tags}),
+        args=args,
+        kwargs=kwargs,
+        tags=tags,
     )
 
 
