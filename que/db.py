@@ -9,7 +9,7 @@ commits each statement).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeAlias
 
@@ -46,9 +46,25 @@ def run(connection: Connection, statement: str, params: Params = None) -> list[R
             if cursor.description is not None:
                 rows.extend(cursor.fetchall())
 
+    _through_middleware(statement, params, send)
+    return rows
+
+
+def copy(connection: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+    """Stream ``rows`` into a ``COPY ... FROM STDIN`` statement, through the SQL
+    middleware (which sees no params: the rows follow the statement)."""
+
+    def send() -> None:
+        with connection.cursor() as cursor, cursor.copy(statement) as stream:
+            for row in rows:
+                stream.write_row(row)
+
+    _through_middleware(statement, None, send)
+
+
+def _through_middleware(statement: str, params: Params, send: Callable[[], None]) -> None:
     if not run_through(config.sql_middleware, (statement, params), send):
         raise Error(f"an SQL middleware did not call call_next(), so {statement!r} never ran")
-    return rows
 
 
 def execute(statement: str, params: Params = None) -> list[Row]:

@@ -6,7 +6,6 @@ and inserts nothing.
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -51,8 +50,8 @@ class NewJob:
     run_at: datetime | None
     delay: float  # seconds from now, when run_at is None
     job_class: str
-    arguments: str
-    """``[args, kwargs]`` as JSON text: one encoding checks both."""
+    args_json: str
+    kwargs_json: str
     data: str  # JSON text
     args: list[Any]  # as given, for a row that need not be read back from JSON
     kwargs: dict[str, Any]
@@ -61,32 +60,35 @@ class NewJob:
     def params(self) -> dict[str, Any]:
         return {
             "queue": self.queue, "priority": self.priority, "run_at": self.run_at,
-            "delay": self.delay, "job_class": self.job_class, "arguments": self.arguments,
-            "data": self.data, "now": config.now(),
+            "delay": self.delay, "job_class": self.job_class, "args": self.args_json,
+            "kwargs": self.kwargs_json, "data": self.data, "now": config.now(),
         }
 
-    def json_record(self) -> str:
-        """This job as one object of BULK_INSERT_JOBS's JSON array."""
-        run_at = "null" if self.run_at is None else f'"{self.run_at.isoformat()}"'
-        return (
-            f'{{"queue":{_json_string(self.queue)},"priority":{self.priority},'
-            f'"run_at":{run_at},"delay":{self.delay!r},'
-            f'"job_class":{_json_string(self.job_class)},"arguments":{self.arguments},'
-            f'"data":{self.data}}}'
-        )
+    def scheduled_at(self, now: datetime) -> datetime:
+        """When the job becomes ready, given the time it is enqueued at."""
+        if self.run_at is not None:
+            return self.run_at
+        return now + timedelta(seconds=self.delay) if self.delay else now
+
+    def copy_row(self, job_id: int, run_at: datetime) -> tuple[Any, ...]:
+        """The job's values in COPY_JOBS's column order."""
+        return (job_id, self.queue, self.priority, run_at, self.job_class, self.args_json,
+                self.kwargs_json, self.data, 2)
 
     def row(self, *, round_trip: bool = True, **stored: Any) -> dict[str, Any]:
         """The job's row plus ``stored`` (the id and run_at the database gave it;
         none for a job run synchronously). ``round_trip`` reads the arguments back
         from their JSON, as a worker would see them; otherwise they are as given."""
         if round_trip:
-            (args, kwargs), data = json.loads(self.arguments), json.loads(self.data)
+            args, kwargs = json.loads(self.args_json), json.loads(self.kwargs_json)
+            data = json.loads(self.data)
         else:
             args, kwargs = self.args, self.kwargs
             data = {} if self.tags is None else {"tags": self.tags}
+        run_at = stored.pop("run_at", None) or self.run_at or config.now()
         return {
             "id": None, "queue": self.queue, "priority": self.priority,
-            "run_at": self.run_at or config.now(), "job_class": self.job_class,
+            "run_at": run_at, "job_class": self.job_class,
             "error_count": 0, "last_error_message": None, "last_error_backtrace": None,
             "finished_at": None, "expired_at": None, "args": args, "kwargs": kwargs,
             "data": data, "job_schema_version": 2, **stored,
@@ -174,18 +176,19 @@ def bulk_enqueue(
 
 
 def _insert_batch(batch: BulkEnqueue) -> None:
-    params = {
-        "now": config.now(),
-        "jobs": "[" + ",".join(new.json_record() for new in batch.pending) + "]",
-    }
+    """Insert the batch with COPY: ids and the time first, then the rows."""
     with db.transaction() as connection:
         previous = None if batch.notify else db.run(connection, sql.SKIP_NOTIFY)[0]["previous"]
-        inserted = db.run(connection, sql.BULK_INSERT_JOBS, params)
+        (reserved,) = db.run(connection, sql.RESERVE_JOB_IDS, {
+            "now": config.now(), "count": len(batch.pending),
+        })
+        now, ids = reserved["now"], reserved["ids"]
+        run_ats = [new.scheduled_at(now) for new in batch.pending]
+        db.copy(connection, sql.COPY_JOBS, map(NewJob.copy_row, batch.pending, ids, run_ats))
         if not batch.notify:
             db.run(connection, sql.RESTORE_NOTIFY, {"previous": previous})
-    inserted.sort(key=lambda row: row["id"])  # ids were given in the array's order
-    for new, stored in zip(batch.pending, inserted, strict=True):
-        new.job.attrs = new.row(round_trip=False, **stored)
+    for new, job_id, run_at in zip(batch.pending, ids, run_ats, strict=True):
+        new.job.attrs = new.row(round_trip=False, id=job_id, run_at=run_at)
 
 
 # -- validation ------------------------------------------------------------------
@@ -225,7 +228,8 @@ def build(
         run_at=run_at,
         delay=delay,
         job_class=name,
-        arguments=_arguments_json(args, kwargs, name),
+        args_json=_json_arguments(args, name),
+        kwargs_json=_json_arguments(kwargs, name) if kwargs else "{}",
         data="{}" if tags is None else json.dumps({"tags": tags}),
         args=args,
         kwargs=kwargs,
@@ -303,15 +307,9 @@ def _check_tags(tags: object) -> list[str]:
 _ENCODER = json.JSONEncoder(allow_nan=False)  # NaN and infinities are not JSON
 
 
-@functools.lru_cache(maxsize=1024)
-def _json_string(text: str) -> str:
-    """A queue or class name as JSON: few distinct ones, used by many jobs."""
-    return json.dumps(text)
-
-
-def _arguments_json(args: list[Any], kwargs: dict[str, Any], job_class: str) -> str:
+def _json_arguments(arguments: list[Any] | dict[str, Any], job_class: str) -> str:
     try:
-        return _ENCODER.encode([args, kwargs])
+        return _ENCODER.encode(arguments)
     except (TypeError, ValueError) as error:
         raise SerializationError(
             f"the arguments of {job_class} cannot be stored as JSON ({error}); pass plain "

@@ -21,15 +21,14 @@ SELECT CASE
 
 # -- enqueue --------------------------------------------------------------------
 
-# One job. %(arguments)s is the JSON array [args, kwargs]. With
-# %(only_if_scheduled)s true (sync mode), the row is inserted only when it is due
-# in the future; otherwise nothing is returned and the caller runs the job inline.
-# Only what the database decides comes back; the caller knows the rest.
+# One job; %(args)s and %(kwargs)s are JSON text. With %(only_if_scheduled)s
+# true (sync mode), the row is inserted only when it is due in the future;
+# otherwise nothing is returned and the caller runs the job inline. Only what the
+# database decides comes back; the caller knows the rest.
 INSERT_JOB: Final = """
 INSERT INTO public.que_jobs
   (queue, priority, run_at, job_class, args, kwargs, data, job_schema_version)
-SELECT v.queue, v.priority, v.run_at, v.job_class, v.arguments -> 0, v.arguments -> 1,
-       v.data, 2
+SELECT v.queue, v.priority, v.run_at, v.job_class, v.args, v.kwargs, v.data, 2
 FROM (
   VALUES (
     %(queue)s::text,
@@ -37,33 +36,28 @@ FROM (
     coalesce(%(run_at)s::timestamptz,
              coalesce(%(now)s::timestamptz, now()) + %(delay)s::float8 * interval '1 second'),
     %(job_class)s::text,
-    %(arguments)s::jsonb,
+    %(args)s::jsonb,
+    %(kwargs)s::jsonb,
     %(data)s::jsonb
   )
-) AS v (queue, priority, run_at, job_class, arguments, data)
+) AS v (queue, priority, run_at, job_class, args, kwargs, data)
 WHERE NOT %(only_if_scheduled)s::boolean
    OR v.run_at > coalesce(%(now)s::timestamptz, now())
 RETURNING id, run_at
 """
 
-# Many jobs in one statement: %(jobs)s is a JSON array with one object per job
-# (one text parameter the server parses, rather than an array per column), each
-# with its [args, kwargs] as "arguments". The rows go in, and get their ids, in
-# the array's order.
-BULK_INSERT_JOBS: Final = """
-INSERT INTO public.que_jobs
-  (queue, priority, run_at, job_class, args, kwargs, data, job_schema_version)
-SELECT j.queue, j.priority,
-       coalesce(j.run_at, coalesce(%(now)s::timestamptz, now()) + j.delay * interval '1 second'),
-       j.job_class, j.arguments -> 0, j.arguments -> 1, j.data, 2
-FROM ROWS FROM (
-  jsonb_to_recordset(%(jobs)s::jsonb) AS (
-    queue text, priority smallint, run_at timestamptz, delay float8, job_class text,
-    arguments jsonb, data jsonb
-  )
-) WITH ORDINALITY AS j (queue, priority, run_at, delay, job_class, arguments, data, n)
-ORDER BY j.n
-RETURNING id, run_at
+# Many jobs: their ids are taken from the sequence first, in order, with the
+# time the jobs are stamped with; then COPY_JOBS streams the rows, which costs
+# the server about half of what an INSERT of the same rows does.
+RESERVE_JOB_IDS: Final = """
+SELECT coalesce(%(now)s::timestamptz, now()) AS now,
+       array(SELECT nextval('public.que_jobs_id_seq') FROM generate_series(1, %(count)s)) AS ids
+"""
+
+COPY_JOBS: Final = """
+COPY public.que_jobs
+  (id, queue, priority, run_at, job_class, args, kwargs, data, job_schema_version)
+FROM STDIN
 """
 
 # Bulk enqueue skips the notify triggers for the rest of its own transaction

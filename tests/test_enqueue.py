@@ -214,7 +214,7 @@ def test_enqueue_joins_the_callers_transaction(que_jobs):
     assert [job.args for job in que_jobs] == [["kept"]]
 
 
-def test_bulk_enqueue_inserts_in_one_statement(que_jobs):
+def test_bulk_enqueue_streams_the_rows_in_one_statement(que_jobs):
     statements = []
     Que.sql_middleware.append(lambda sql, params, call_next: (statements.append(sql), call_next()))
     try:
@@ -225,12 +225,50 @@ def test_bulk_enqueue_inserts_in_one_statement(que_jobs):
             assert len(que_jobs.all()) == 0
     finally:
         Que.sql_middleware.clear()
-    assert sum("INSERT INTO public.que_jobs" in sql for sql in statements) == 1
+    assert sum("COPY public.que_jobs" in sql for sql in statements) == 1
+    assert not any("INSERT" in sql for sql in statements)
     assert [job.attrs["args"] for job in batch.jobs] == [[1], [2], [3]]
     assert first.id is not None and first.attrs["queue"] == "bulk"
     rows = que_jobs.all()
     assert [(r.queue, r.priority, r.kwargs) for r in rows] == [
         ("bulk", 3, {}), ("bulk", 9, {}), ("bulk", 3, {"flag": True}),
+    ]
+
+
+def test_bulk_enqueue_stores_values_exactly_as_single_enqueue_does(que_jobs):
+    awkward = ["tab\there", "line\nbreak", "back\\slash", "quote\"", "é ✓ 💥", "\\N", None]
+    when = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    calls = [
+        ((*awkward,), {"nested": {"k\t": awkward}}, {"tags": ["a\tb", "c"]}),
+        ((), {}, {"run_at": when, "queue": "q\\1"}),
+        ((1.5, True), {}, {"run_at": timedelta(hours=2), "priority": -32768}),
+    ]
+    singles = [Plain.enqueue(*args, **kwargs, job_options=options)
+               for args, kwargs, options in calls]
+    with Que.bulk_enqueue() as batch:
+        for args, kwargs, options in calls:
+            Plain.enqueue(*args, **kwargs, job_options=options)
+    stored = {row["id"]: row for row in Que.execute("SELECT * FROM que_jobs")}
+    for single, bulk in zip(singles, batch.jobs, strict=True):
+        single_row, bulk_row = stored[single.id], stored[bulk.id]
+        assert bulk.attrs == bulk_row
+        for column in ("args", "kwargs", "data", "queue", "priority", "job_class"):
+            assert bulk_row[column] == single_row[column], column
+    assert stored[batch.jobs[1].id]["run_at"] == when
+    delayed = stored[batch.jobs[2].id]["run_at"] - stored[batch.jobs[0].id]["run_at"]
+    assert delayed == timedelta(hours=2)
+
+
+def test_bulk_enqueue_gives_ids_in_order_and_stamps_jobs_with_the_clock(que_jobs):
+    fixed = datetime(2040, 2, 29, 23, 59, 59, 999999, tzinfo=UTC)
+    Que.clock = lambda: fixed
+    with Que.bulk_enqueue() as batch:
+        for n in range(5):
+            Plain.enqueue(n)
+    ids = [job.id for job in batch.jobs]
+    assert ids == sorted(ids)
+    assert [(job.id, job.args, job.run_at) for job in que_jobs.all()] == [
+        (job_id, [n], fixed) for n, job_id in enumerate(ids)
     ]
 
 
