@@ -10,9 +10,9 @@ import pytest
 from worker_fixtures import wait_for
 
 from que.worker import PoolSettings, worker_priorities
-from que.worker.buffer import BufferedJob, JobBuffer, Slots
+from que.worker.buffer import BufferedJob, JobBuffer, JobKey, Slots
 from que.worker.listener import parse
-from que.worker.poller import PollSchedule
+from que.worker.poller import PollResult, PollSchedule
 from que.worker.settings import ANY_PRIORITY
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -207,7 +207,7 @@ def test_a_queue_is_polled_at_once_then_every_interval():
     schedule = PollSchedule({"a": 5.0})
     room = Slots([ANY_PRIORITY])
     assert schedule.due("a", room, now=100.0)
-    schedule.polled("a", False, room, 100.0)
+    schedule.polled("a", PollResult([], more=False), room, 100.0, full=True)
     assert not schedule.due("a", room, now=104.9)
     assert schedule.seconds_until_due(now=104.0) == pytest.approx(1.0)
     assert schedule.due("a", room, now=105.0)
@@ -217,13 +217,51 @@ def test_a_queue_is_polled_at_once_then_every_interval():
 def test_a_poll_that_left_jobs_behind_repeats_as_soon_as_there_is_more_room():
     schedule = PollSchedule({"a": 5.0})
     full = Slots([49])
-    schedule.polled("a", True, full, 100.0)
+    schedule.polled("a", PollResult([], more=True), full, 100.0, full=True)
     assert not schedule.due("a", Slots([49]), now=100.1)  # the same room: no point
     assert schedule.due("a", Slots([49, ANY_PRIORITY]), now=100.1)
-    schedule.polled("a", False, Slots([]), 100.2)
+    schedule.polled("a", PollResult([], more=False), Slots([]), 100.2, full=False)
     assert not schedule.due("a", Slots([ANY_PRIORITY]), now=100.3)
     schedule.left_jobs("a", Slots([]))  # an announced job did not fit
     assert schedule.due("a", Slots([ANY_PRIORITY]), now=100.3)
+
+
+def key(n: int) -> JobKey:
+    return JobKey(100, datetime(2030, 1, 1, tzinfo=UTC), n)
+
+
+def test_follow_up_polls_resume_where_the_full_walk_passed_held_jobs_until_the_interval_ends():
+    schedule = PollSchedule({"a": 5.0})
+    assert schedule.start("a", now=100.0) is None  # the first poll walks the whole queue
+    schedule.polled("a", PollResult([], more=True, resume_from=key(42)), Slots([]), 100.0,
+                    full=True)
+    assert schedule.start("a", now=101.0) == key(42)
+    schedule.polled("a", PollResult([], more=True), Slots([]), 101.0, full=False)
+    assert schedule.start("a", now=102.0) == key(42)  # that one passed no held jobs
+    schedule.polled("a", PollResult([], more=True, resume_from=key(50)), Slots([]), 102.0,
+                    full=False)
+    assert schedule.start("a", now=103.0) == key(50)
+    assert schedule.start("a", now=105.0) is None  # a poll interval since the full walk
+    schedule.polled("a", PollResult([], more=True), Slots([]), 105.0, full=True)
+    assert schedule.start("a", now=106.0) is None  # that walk passed no held jobs
+
+
+@pytest.mark.parametrize(
+    "forget",
+    [
+        lambda schedule: schedule.left_jobs("a", Slots([])),
+        lambda schedule: schedule.forget_resume_points(),
+        lambda schedule: schedule.reset(),
+    ],
+    ids=["announced jobs left for polling", "jobs let go of", "reconnected"],
+)
+def test_a_resume_point_is_forgotten_when_ready_jobs_may_lie_before_it(forget):
+    schedule = PollSchedule({"a": 5.0, "b": 5.0})
+    for queue in ("a", "b"):
+        schedule.polled(queue, PollResult([], more=True, resume_from=key(42)), Slots([]), 100.0,
+                        full=True)
+    forget(schedule)
+    assert schedule.start("a", now=101.0) is None
 
 
 # -- notification payloads ----------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import psycopg
 import pytest
 
@@ -69,3 +71,33 @@ def test_finished_jobs_are_never_locked(connections):
     result = poller.poll(locker, "default", Slots([ANY_PRIORITY]), held=(), now=None)
     assert result.rows == []
     assert held_by(locker) == []
+
+
+def test_a_poll_that_passed_held_jobs_says_where_follow_up_polls_can_start(connections):
+    locker, other = connections
+    ids = [Noop.enqueue().id for _ in range(6)]
+    for job_id in ids[:3]:
+        other.execute("SELECT pg_advisory_lock(%s)", [job_id])
+    first = poller.poll(locker, "default", Slots([ANY_PRIORITY]), held=(), now=None)
+    assert [row["id"] for row in first.rows] == [ids[3]]
+    assert first.resume_from is not None and first.resume_from.id == ids[3]
+
+    # A follow-up starts there, so a job released before it in the meantime
+    # waits for the next full walk.
+    other.execute("SELECT pg_advisory_unlock(%s)", [ids[0]])
+    follow_up = poller.poll(locker, "default", Slots([ANY_PRIORITY]), held=[ids[3]], now=None,
+                            start=first.resume_from)
+    assert [row["id"] for row in follow_up.rows] == [ids[4]]
+    assert follow_up.resume_from is None  # it passed no job held elsewhere
+    full = poller.poll(locker, "default", Slots([ANY_PRIORITY]), held=ids[3:5], now=None)
+    assert [row["id"] for row in full.rows] == [ids[0]]
+    assert full.resume_from is None
+    assert held_by(locker) == [ids[0], ids[3], ids[4]]
+
+
+def test_a_full_walk_starts_before_the_most_important_job_there_can_be(connections):
+    locker, _ = connections
+    first = Noop.enqueue(job_options={"priority": -32768, "run_at": datetime.min.replace(
+        tzinfo=UTC)}).id
+    result = poller.poll(locker, "default", Slots([ANY_PRIORITY]), held=(), now=None)
+    assert [row["id"] for row in result.rows] == [first]

@@ -50,7 +50,9 @@ TARGETS = (
     Target("W3 round trip <= 1.3x raw single INSERT", _METRICS["W3"], at_least=False,
            factor=1.3, reference="raw"),
     Target("W4 p99 <= 10 ms", _METRICS["W4 p99"], at_least=False, factor=10.0),
-    Target("W5 poll <= 10 ms, 10k head jobs locked", _METRICS["W5"], at_least=False,
+    Target("W5 first poll <= 10 ms, 10k head locked", _METRICS["W5"], at_least=False,
+           factor=10.0),
+    Target("W5 follow-up <= 10 ms, 10k head locked", _METRICS["W5 next"], at_least=False,
            factor=10.0),
 )
 PACKAGES = ("que", "pgqueuer", "procrastinate", "psycopg", "psycopg-pool")

@@ -2,7 +2,8 @@
 
 Enqueue: ``Que.bulk_enqueue()`` (W1) and ``BenchNoop.enqueue()`` inside the
 caller's transaction (W3, W4). Work: the ``que`` command at its defaults (W2,
-W4). Poll: the worker's own poll function on an autocommit connection (W5).
+W4). Poll: the worker's own poll function on an autocommit connection, a full
+walk and a follow-up (W5).
 """
 
 from __future__ import annotations
@@ -71,24 +72,30 @@ class QueSystem(System):
 
     @contextmanager
     def poller(self, dsn: str) -> Iterator[Poll]:
-        """One poll of the worker's poller for one free "any" slot, as the locker runs it.
+        """The worker's poll for one free "any" slot, as the locker runs it.
 
-        The job it locks is unlocked again (untimed), so every poll faces the
-        same queue.
+        A poll that is not a follow-up walks the whole queue, as the first poll
+        of each poll interval does; a follow-up starts where the last full walk
+        found a job it could lock. The job a poll locks is unlocked again
+        (untimed), so every poll faces the same queue.
         """
         try:
             from que.worker import locks, poller
-            from que.worker.buffer import Slots
+            from que.worker.buffer import JobKey, Slots
             from que.worker.settings import ANY_PRIORITY
         except ImportError as error:
             raise Pending(f"que worker poll not available ({error})") from error
         with connect(dsn) as connection:
+            resume: JobKey | None = None
 
-            def poll() -> PollResult:
+            def poll(follow_up: bool) -> PollResult:
+                nonlocal resume
                 started = perf_counter()
                 result = poller.poll(connection, Que.default_queue, Slots([ANY_PRIORITY]),
-                                     held=(), now=None)
+                                     held=(), now=None, start=resume if follow_up else None)
                 elapsed = perf_counter() - started
+                if not follow_up:
+                    resume = result.resume_from
                 ids = [row["id"] for row in result.rows]
                 locks.unlock(connection, ids)
                 return elapsed, ids

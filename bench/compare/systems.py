@@ -25,7 +25,9 @@ Connection = psycopg.Connection[Any]
 
 PollResult = tuple[float, list[int]]
 """One timed poll: (seconds it took, ids of the jobs it took)."""
-Poll = Callable[[], PollResult]
+Poll = Callable[[bool], PollResult]
+"""One timed poll; its argument says whether it is a follow-up (the same worker
+polled a moment ago). Systems that keep nothing between polls ignore it."""
 TakeOne = Callable[[], Awaitable[list[int]]]
 """An asyncio system's dequeue of one job: the ids it took."""
 
@@ -141,6 +143,6 @@ def async_poller(session: AbstractAsyncContextManager[TakeOne]) -> Iterator[Poll
             return perf_counter() - started, ids
 
         try:
-            yield lambda: runner.run(timed())
+            yield lambda follow_up: runner.run(timed())
         finally:
             runner.run(session.__aexit__(None, None, None))

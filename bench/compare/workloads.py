@@ -329,9 +329,16 @@ def _wait_for_job(
 
 
 class PollCost(Workload):
+    """Each attempt times two polls: one as the first poll of a poll interval, then
+    a follow-up as the same worker makes while the interval lasts. A system that
+    keeps nothing between polls does the same work for both."""
+
     key = "W5"
     title = "poll with the head locked"
-    metrics = (Metric("W5", "poll, head locked elsewhere", "ms", higher_is_better=False),)
+    metrics = (
+        Metric("W5", "first poll of an interval", "ms", higher_is_better=False),
+        Metric("W5 next", "follow-up poll", "ms", higher_is_better=False),
+    )
 
     def describe(self, sizes: Sizes) -> str:
         return (f"W5 poll for one job while the {sizes.head_locked:,} jobs at the head are "
@@ -340,20 +347,24 @@ class PollCost(Workload):
     def measure(self, system: System, dsn: str, context: Context) -> dict[str, float]:
         head, polls = context.sizes.head_locked, context.sizes.polls
         with connect(dsn) as connection:
-            system.enqueue_many(connection, range(head + POLL_WARMUP + polls + 10))
-        times: list[float] = []
+            # Peers consume the job each poll takes; que's polls unlock theirs again.
+            polls_made = len(self.metrics) * (POLL_WARMUP + polls)
+            system.enqueue_many(connection, range(head + polls_made + 10))
+        times: dict[str, list[float]] = {metric.key: [] for metric in self.metrics}
         with connect(dsn) as holder:
             held = system.hold_head(dsn, holder, head)
             if len(held) != head:
                 raise Invalid(f"held {len(held)} jobs at the head, expected {head}")
             with system.poller(dsn) as poll:
                 for attempt in range(POLL_WARMUP + polls):
-                    elapsed, ids = poll()
-                    if len(ids) != 1 or ids[0] in held:
-                        raise Invalid(f"a poll took {ids}: expected one job not held elsewhere")
-                    if attempt >= POLL_WARMUP:
-                        times.append(elapsed)
-        return {"W5": statistics.median(times) * 1000}
+                    for key, follow_up in (("W5", False), ("W5 next", True)):
+                        elapsed, ids = poll(follow_up)
+                        if len(ids) != 1 or ids[0] in held:
+                            raise Invalid(
+                                f"a poll took {ids}: expected one job not held elsewhere")
+                        if attempt >= POLL_WARMUP:
+                            times[key].append(elapsed)
+        return {key: statistics.median(values) * 1000 for key, values in times.items()}
 
 
 WORKLOADS: tuple[Workload, ...] = (BulkEnqueue(), Drain(), RoundTrip(), Latency(), PollCost())

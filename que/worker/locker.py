@@ -232,12 +232,15 @@ class Locker:
             slots = self._buffer.slots()
             if not self._schedule.due(name, slots, now):
                 continue
-            result = poller.poll(connection, name, slots, held=self._held, now=config.now())
+            start = self._schedule.start(name, now)
+            result = poller.poll(connection, name, slots, held=self._held, now=config.now(),
+                                 start=start)
             self.polls += 1
             self._push(connection, result.rows)
-            self._schedule.polled(name, result.more, self._buffer.slots(), now)
+            self._schedule.polled(name, result, self._buffer.slots(), now, full=start is None)
             log_event(logging.DEBUG, "poll", internal=True, queue=name,
-                      job_ids=[row["id"] for row in result.rows], more=result.more)
+                      job_ids=[row["id"] for row in result.rows], more=result.more,
+                      resumed_at=None if start is None else start.id)
         announcements = listener.receive(connection, self._queues)
         if announcements:
             self._take_announced(connection, announcements)
@@ -267,6 +270,7 @@ class Locker:
         overflow = self._buffer.push(BufferedJob.from_row(row) for row in rows)
         if overflow:
             ids = [job.id for job in overflow]
+            self._schedule.forget_resume_points()  # ready jobs, perhaps before one
             self._release(connection, ids)
             log_event(logging.DEBUG, "jobs_displaced", internal=True, job_ids=ids)
 
@@ -289,6 +293,8 @@ class Locker:
             return
         destroyed = [job_id for job_id, destroy in finished if destroy]
         ids = [job_id for job_id, _ in finished]
+        if len(destroyed) < len(ids):  # a job that failed or resolved itself: ready again?
+            self._schedule.forget_resume_points()
         try:
             locks.destroy(connection, destroyed)  # committed before any lock is released
             self._release(connection, ids)

@@ -4,22 +4,34 @@ A queue is polled when the pool starts, then again as soon as the last poll
 left ready jobs behind and there is room for more, otherwise once its poll
 interval has passed. A poll takes only what the slots (idle workers by
 threshold, free buffer places, displaceable buffered jobs) can accept.
+
+When the jobs at the head of a queue are held by other processes, every poll
+would walk past all of them again. So the first poll of each poll interval walks
+the whole queue, and the follow-up polls within that interval start where that
+walk first found a job it could lock. What they skip was held elsewhere a moment
+ago; a job released there without being worked, or a more important job that
+became ready in between, waits for the next full walk, at most one poll interval,
+as a scheduled job does. The locker forgets the resume point whenever it lets go
+of a job that may still be ready, so its own released jobs are never skipped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from que import db, sql
 from que.connection import Connection
 from que.worker import locks
 from que.worker._clock import monotonic
-from que.worker.buffer import Slots
+from que.worker.buffer import JobKey, Slots
+from que.worker.settings import MOST_IMPORTANT_PRIORITY
 
 MAXIMUM_POLL_WALK = 100_000  # jobs one poll may pass over because other sessions hold them
+QUEUE_START = JobKey(MOST_IMPORTANT_PRIORITY - 1, datetime.min.replace(tzinfo=UTC), 0)
+"""A key before every job's (priorities are smallints): where a full walk starts."""
 
 
 @dataclass
@@ -27,6 +39,9 @@ class PollResult:
     rows: list[dict[str, Any]]
     more: bool
     """Whether ready jobs were left behind (no room for them, or not all looked at)."""
+    resume_from: JobKey | None = None
+    """The first job the poll locked, when the walk passed jobs held elsewhere to
+    reach it: where a follow-up poll can start."""
 
 
 def poll(
@@ -36,19 +51,23 @@ def poll(
     *,
     held: Collection[int],
     now: datetime | None,
+    start: JobKey | None = None,
 ) -> PollResult:
     """Lock the most important ready jobs of ``queue`` that ``slots`` accept.
 
     ``slots`` is used up by the jobs locked. One statement locks as many jobs as
-    there are slots, in ``(priority, run_at, id)`` order; they fill the slots
-    until one does not fit, and the ones that do not fit are unlocked again.
+    there are slots, in ``(priority, run_at, id)`` order from ``start`` (the
+    start of the queue by default); they fill the slots until one does not fit,
+    and the ones that do not fit are unlocked again.
     """
     if not slots:
         return PollResult([], more=True)
     limit = len(slots)
+    start = start or QUEUE_START
     candidates = db.run(connection, sql.POLL_JOBS, {
         "queue": queue, "now": now, "held": sorted(held), "limit": limit,
-        "lowest": slots.lowest, "walk": MAXIMUM_POLL_WALK,
+        "lowest": slots.lowest, "walk": MAXIMUM_POLL_WALK, "from_priority": start.priority,
+        "from_run_at": start.run_at, "from_id": start.id,
     })
     chosen: dict[int, int] = {}  # job id -> the limit of the slot it filled
     unwanted: list[int] = []
@@ -64,19 +83,26 @@ def poll(
     for job_id, filled in chosen.items():
         if job_id not in found:
             slots.free(filled)
-    return PollResult(rows, more=bool(unwanted) or len(candidates) == limit)
+    resume_from = None
+    if candidates and candidates[0]["head_id"] != candidates[0]["id"]:  # passed held jobs
+        first = candidates[0]
+        resume_from = JobKey(first["priority"], first["run_at"], first["id"])
+    return PollResult(rows, more=bool(unwanted) or len(candidates) == limit,
+                      resume_from=resume_from)
 
 
 @dataclass
 class _QueueState:
     interval: float  # seconds
     last_poll: float | None = None  # monotonic seconds
+    last_full_poll: float | None = None
     more: bool = False
     room_after: list[int] = field(default_factory=list)
+    resume_from: JobKey | None = None
 
 
 class PollSchedule:
-    """When each queue is next due for a poll."""
+    """When each queue is next due for a poll, and where that poll starts."""
 
     def __init__(self, intervals: Mapping[str, float]) -> None:
         self._queues = {name: _QueueState(interval) for name, interval in intervals.items()}
@@ -86,9 +112,9 @@ class PollSchedule:
         return list(self._queues)
 
     def reset(self) -> None:
-        """Poll every queue at once (at start, and after a reconnect)."""
+        """Poll every queue at once, from its start (at start, and after a reconnect)."""
         for state in self._queues.values():
-            state.last_poll = None
+            state.last_poll = state.last_full_poll = state.resume_from = None
             state.more = False
 
     def due(self, queue: str, slots: Slots, now: float) -> bool:
@@ -100,18 +126,39 @@ class PollSchedule:
             return True
         return state.more and slots.limits != state.room_after
 
-    def polled(self, queue: str, result_more: bool, slots: Slots, now: float) -> None:
+    def start(self, queue: str, now: float) -> JobKey | None:
+        """Where the next poll of ``queue`` starts: ``None`` for a full walk."""
+        state = self._queues[queue]
+        if state.last_full_poll is None or now - state.last_full_poll >= state.interval:
+            return None
+        return state.resume_from
+
+    def polled(
+        self, queue: str, result: PollResult, slots: Slots, now: float, *, full: bool
+    ) -> None:
         state = self._queues[queue]
         state.last_poll = now
-        state.more = result_more
+        state.more = result.more
         state.room_after = slots.limits
+        if full:
+            state.last_full_poll = now
+            state.resume_from = result.resume_from
+        elif result.resume_from is not None:
+            state.resume_from = result.resume_from
 
     def left_jobs(self, queue: str, slots: Slots) -> None:
-        """Jobs of ``queue`` were announced but not taken: poll for them when there is room."""
+        """Jobs of ``queue`` were announced but not taken: poll for them, from the
+        start of the queue, when there is room."""
         state = self._queues.get(queue)
         if state is not None:
             state.more = True
             state.room_after = slots.limits
+            state.resume_from = None
+
+    def forget_resume_points(self) -> None:
+        """The locker let go of jobs that may still be ready: walk whole queues again."""
+        for state in self._queues.values():
+            state.resume_from = None
 
     def seconds_until_due(self, now: float | None = None) -> float:
         """Until the next poll that the interval alone makes due."""
