@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeAlias
 
+from psycopg import pq
 from psycopg.rows import dict_row
 
 from que.config import config
@@ -43,7 +44,8 @@ def run(connection: Connection, statement: str, params: Params = None) -> list[R
     def send() -> None:
         with connection.cursor(row_factory=dict_row) as cursor:
             cursor.execute(statement, params)
-            if cursor.description is not None:
+            result = cursor.pgresult  # (cheaper to ask than cursor.description)
+            if result is not None and result.status == pq.ExecStatus.TUPLES_OK:
                 rows.extend(cursor.fetchall())
 
     _through_middleware(statement, params, send)

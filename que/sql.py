@@ -239,17 +239,19 @@ UNLISTEN_ALL: Final = """
 UNLISTEN *
 """
 
-# Lock the most important ready jobs of one queue, up to %(limit)s of them and
-# none less important than %(lowest)s, skipping the ones this process holds and
-# starting at the key (%(from_priority)s, %(from_run_at)s, %(from_id)s): the
-# start of the queue, or where a follow-up poll resumes (see que.worker.poller).
-# The walk reads the poll index in order (its LIMIT bounds the walk and keeps it
-# a separate step); the outer query tries each lock as it pulls rows and stops
-# after %(limit)s successes. So only the rows returned are locked, whatever plan
-# the walk gets, and a job another session holds costs one failed
-# pg_try_advisory_lock, not a scan of every lock on the server. head_id, one
-# index probe, is the first job the walk met: when it is not the first job
-# returned, the walk passed jobs that other sessions hold.
+# Lock the most important ready jobs of one queue that the free slots can take
+# (%(slots)s: the highest priority each slot takes), skipping the ones this
+# process holds and starting at the key (%(from_priority)s, %(from_run_at)s,
+# %(from_id)s): the start of the queue, or where a follow-up poll resumes (see
+# que.worker.poller). The walk reads the poll index in order (its LIMIT bounds
+# the walk and keeps it a separate step); the outer query tries each lock as it
+# pulls rows and stops after "room" successes. So only the rows returned are
+# locked, whatever plan the walk gets, and a job another session holds costs one
+# failed pg_try_advisory_lock, not a scan of every lock on the server.
+# head, one index probe, is the first job the walk meets: the room is the number
+# of slots that take its priority (slots for more important jobs only stay
+# empty), and when it is not the first job returned, the walk passed jobs that
+# other sessions hold.
 POLL_JOBS: Final = """
 WITH ready AS NOT MATERIALIZED (
   SELECT id, priority, run_at
@@ -259,16 +261,23 @@ WITH ready AS NOT MATERIALIZED (
     AND finished_at IS NULL
     AND expired_at IS NULL
     AND run_at <= coalesce(%(now)s::timestamptz, now())
-    AND priority <= %(lowest)s::integer
+    AND priority <= (SELECT max(l) FROM unnest(%(slots)s::integer[]) AS s (l))
     AND (priority, run_at, id)
         >= (%(from_priority)s::integer, %(from_run_at)s::timestamptz, %(from_id)s::bigint)
     AND id <> ALL (%(held)s::bigint[])
+),
+head AS (
+  SELECT id, priority FROM ready ORDER BY priority, run_at, id LIMIT 1
+),
+room AS (
+  SELECT count(*) AS room FROM unnest(%(slots)s::integer[]) AS s (l)
+  WHERE l >= (SELECT priority FROM head)
 )
-SELECT c.id, c.priority, c.run_at,
-       (SELECT h.id FROM ready AS h ORDER BY h.priority, h.run_at, h.id LIMIT 1) AS head_id
+SELECT c.id, c.priority, c.run_at, (SELECT id FROM head) AS head_id,
+       (SELECT room FROM room) AS room
 FROM (SELECT * FROM ready ORDER BY priority, run_at, id LIMIT %(walk)s::integer) AS c
 WHERE pg_try_advisory_lock(c.id)
-LIMIT %(limit)s::integer
+LIMIT (SELECT room FROM room)
 """
 
 # Try to lock each id; says which locks were taken.

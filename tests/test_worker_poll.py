@@ -101,3 +101,25 @@ def test_a_full_walk_starts_before_the_most_important_job_there_can_be(connectio
         tzinfo=UTC)}).id
     result = poller.poll(locker, "default", Slots([ANY_PRIORITY]), held=(), now=None)
     assert [row["id"] for row in result.rows] == [first]
+
+
+def test_a_poll_locks_only_as_many_jobs_as_there_are_slots_for_them(connections):
+    locker, _ = connections
+    ids = [Noop.enqueue().id for _ in range(3)]
+    statements = []
+    Que.sql_middleware.append(lambda sql, params, call_next: (statements.append(sql), call_next()))
+    try:
+        result = poller.poll(locker, "default", Slots([10, 30, ANY_PRIORITY]), held=(), now=None)
+    finally:
+        Que.sql_middleware.clear()
+    assert [row["id"] for row in result.rows] == ids[:1]
+    assert result.more
+    assert held_by(locker) == ids[:1]
+    assert not any("pg_advisory_unlock" in sql for sql in statements)  # none locked in vain
+
+
+def test_a_poll_that_finds_nothing_says_nothing_was_left_behind(connections):
+    locker, _ = connections
+    result = poller.poll(locker, "default", Slots([ANY_PRIORITY]), held=(), now=None)
+    assert result.rows == []
+    assert not result.more

@@ -71,11 +71,6 @@ class Slots:
         return f"Slots({self._limits})"
 
     @property
-    def lowest(self) -> int:
-        """The least important priority any slot takes (slots must not be empty)."""
-        return self._limits[-1]
-
-    @property
     def limits(self) -> list[int]:
         """The highest priority each slot takes, most restrictive first."""
         return list(self._limits)

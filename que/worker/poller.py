@@ -56,17 +56,16 @@ def poll(
     """Lock the most important ready jobs of ``queue`` that ``slots`` accept.
 
     ``slots`` is used up by the jobs locked. One statement locks as many jobs as
-    there are slots, in ``(priority, run_at, id)`` order from ``start`` (the
-    start of the queue by default); they fill the slots until one does not fit,
-    and the ones that do not fit are unlocked again.
+    there are slots for the most important ready job, in ``(priority, run_at,
+    id)`` order from ``start`` (the start of the queue by default); they fill the
+    slots until one does not fit, and the ones that do not fit are unlocked again.
     """
     if not slots:
         return PollResult([], more=True)
-    limit = len(slots)
     start = start or QUEUE_START
     candidates = db.run(connection, sql.POLL_JOBS, {
-        "queue": queue, "now": now, "held": sorted(held), "limit": limit,
-        "lowest": slots.lowest, "walk": MAXIMUM_POLL_WALK, "from_priority": start.priority,
+        "queue": queue, "now": now, "held": sorted(held), "slots": slots.limits,
+        "walk": MAXIMUM_POLL_WALK, "from_priority": start.priority,
         "from_run_at": start.run_at, "from_id": start.id,
     })
     chosen: dict[int, int] = {}  # job id -> the limit of the slot it filled
@@ -87,8 +86,8 @@ def poll(
     if candidates and candidates[0]["head_id"] != candidates[0]["id"]:  # passed held jobs
         first = candidates[0]
         resume_from = JobKey(first["priority"], first["run_at"], first["id"])
-    return PollResult(rows, more=bool(unwanted) or len(candidates) == limit,
-                      resume_from=resume_from)
+    filled_room = bool(candidates) and len(candidates) == candidates[0]["room"]
+    return PollResult(rows, more=bool(unwanted) or filled_room, resume_from=resume_from)
 
 
 @dataclass
