@@ -16,6 +16,9 @@ def run_through(
     Returns whether ``innermost`` was reached: a middleware may choose not to
     call ``call_next``. What middleware return is ignored.
     """
+    if not middleware:
+        innermost()
+        return True
     reached = False
 
     def step(index: int) -> None:

@@ -100,6 +100,7 @@ def test_process_options(argv, name, expected):
         (["-q", "a", "-q", "a=1"], "queue 'a' is given twice"),
         (["--maximum-buffer-size", "-1"], "whole number of jobs >= 0"),
         (["--minimum-buffer-size", "x"], "whole number of jobs >= 0"),
+        (["--maximum-buffer-size", "1"], "minimum_buffer_size (2) cannot be larger than"),
         (["--wait-period", "0"], "positive number of milliseconds"),
         (["--listen", "maybe"], "must be true or false, not 'maybe'"),
         (["--shutdown-timeout", "-3"], "positive number of seconds"),

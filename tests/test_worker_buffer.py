@@ -111,12 +111,32 @@ def test_closing_wakes_idle_workers_and_returns_the_buffer():
     assert len(buffer.slots()) == 0
 
 
-def test_taking_a_job_or_waiting_tells_the_locker_there_is_room():
+def test_the_buffer_asks_for_more_once_it_dips_below_its_minimum():
     calls = []
-    buffer = JobBuffer(5, on_room=lambda: calls.append(1))
+    buffer = JobBuffer(5, 2, on_room=lambda: calls.append(len(buffer)))
+    buffer.push([job(n) for n in range(1, 5)])
+    assert not buffer.hungry
+    for _ in range(3):
+        buffer.take(None)
+    assert calls == [1]  # 3 and 2 jobs left are enough; 1 is not
+    assert buffer.hungry
+
+
+def test_a_waiting_worker_makes_an_empty_buffer_ask_for_more():
+    calls = []
+    buffer = JobBuffer(5, 0, on_room=lambda: calls.append(1))
     buffer.push([job(1)])
     buffer.take(None)
-    assert calls == [1]
+    assert calls == [] and not buffer.hungry  # nothing buffered, but nobody waits
+    Taker(buffer, 10)
+    assert calls == [1] and buffer.hungry
+    buffer.close()
+
+
+@pytest.mark.parametrize(("maximum", "minimum"), [(2, 3), (-1, 0), (5, -1)])
+def test_buffer_sizes_must_make_sense(maximum, minimum):
+    with pytest.raises(ValueError, match="0 <= minimum <= maximum"):
+        JobBuffer(maximum, minimum)
 
 
 # -- slots: what the locker may lock -----------------------------------------------------
@@ -187,6 +207,7 @@ def test_worker_count_pads_or_trims_the_priorities_with_any(priorities, count, e
         ({"poll_interval": -1}, "poll_interval"),
         ({"wait_period": 0}, "wait_period"),
         ({"maximum_buffer_size": -1}, "maximum_buffer_size"),
+        ({"maximum_buffer_size": 0}, r"minimum_buffer_size \(2\) cannot be larger"),
     ],
 )
 def test_pool_settings_are_validated(options, message):
@@ -206,24 +227,25 @@ def test_queues_default_to_the_default_queue_and_the_poll_interval():
 def test_a_queue_is_polled_at_once_then_every_interval():
     schedule = PollSchedule({"a": 5.0})
     room = Slots([ANY_PRIORITY])
-    assert schedule.due("a", room, now=100.0)
+    assert schedule.due("a", room, now=100.0, hungry=False)
     schedule.polled("a", PollResult([], more=False), room, 100.0, full=True)
-    assert not schedule.due("a", room, now=104.9)
+    assert not schedule.due("a", room, now=104.9, hungry=True)
     assert schedule.seconds_until_due(now=104.0) == pytest.approx(1.0)
-    assert schedule.due("a", room, now=105.0)
-    assert not schedule.due("a", Slots([]), now=200.0)  # no room: nothing to poll for
+    assert schedule.due("a", room, now=105.0, hungry=False)
+    assert not schedule.due("a", Slots([]), now=200.0, hungry=True)  # no room: no point
 
 
-def test_a_poll_that_left_jobs_behind_repeats_as_soon_as_there_is_more_room():
+def test_a_poll_that_left_jobs_behind_repeats_once_the_buffer_is_hungry_and_has_room():
     schedule = PollSchedule({"a": 5.0})
     full = Slots([49])
     schedule.polled("a", PollResult([], more=True), full, 100.0, full=True)
-    assert not schedule.due("a", Slots([49]), now=100.1)  # the same room: no point
-    assert schedule.due("a", Slots([49, ANY_PRIORITY]), now=100.1)
+    assert not schedule.due("a", Slots([49]), now=100.1, hungry=True)  # the same room
+    assert not schedule.due("a", Slots([49, ANY_PRIORITY]), now=100.1, hungry=False)
+    assert schedule.due("a", Slots([49, ANY_PRIORITY]), now=100.1, hungry=True)
     schedule.polled("a", PollResult([], more=False), Slots([]), 100.2, full=False)
-    assert not schedule.due("a", Slots([ANY_PRIORITY]), now=100.3)
+    assert not schedule.due("a", Slots([ANY_PRIORITY]), now=100.3, hungry=True)
     schedule.left_jobs("a", Slots([]))  # an announced job did not fit
-    assert schedule.due("a", Slots([ANY_PRIORITY]), now=100.3)
+    assert schedule.due("a", Slots([ANY_PRIORITY]), now=100.3, hungry=True)
 
 
 def key(n: int) -> JobKey:

@@ -108,13 +108,21 @@ class _Waiter:
 class JobBuffer:
     """Thread-safe: the locker pushes jobs, worker threads take them."""
 
-    def __init__(self, maximum_size: int, *, on_room: Callable[[], None] | None = None) -> None:
-        if maximum_size < 0:
-            raise ValueError(f"maximum_size must be >= 0, not {maximum_size}")
+    def __init__(
+        self,
+        maximum_size: int,
+        minimum_size: int = 0,
+        *,
+        on_room: Callable[[], None] | None = None,
+    ) -> None:
+        if not 0 <= minimum_size <= maximum_size:
+            raise ValueError(
+                f"buffer sizes must be 0 <= minimum <= maximum, not {minimum_size}, {maximum_size}"
+            )
         self.maximum_size = maximum_size
+        self.minimum_size = minimum_size
         self.on_room = on_room
-        """Called (outside the lock) when the buffer wants more jobs: a worker starts
-        waiting, or taking a job leaves the buffer at most half full."""
+        """Called (outside the lock) when the buffer wants more jobs (see :attr:`hungry`)."""
         self._jobs: list[BufferedJob] = []
         self._waiting: list[_Waiter] = []
         self._lock = threading.Lock()
@@ -132,6 +140,16 @@ class JobBuffer:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def hungry(self) -> bool:
+        """Whether polling for more is worth it: fewer jobs than the minimum are
+        buffered, or none is and a worker waits."""
+        with self._lock:
+            return self._hungry()
+
+    def _hungry(self) -> bool:
+        return len(self._jobs) < self.minimum_size or (not self._jobs and bool(self._waiting))
 
     @property
     def idle_workers(self) -> int:
@@ -197,11 +215,10 @@ class JobBuffer:
             if self._jobs and self._jobs[0].priority <= limit:
                 job = self._jobs.pop(0)
                 waiter = None
-                hungry = len(self._jobs) <= self.maximum_size // 2
             else:
                 waiter = _Waiter(limit)
                 self._waiting.append(waiter)
-                hungry = True
+            hungry = self._hungry()
         if hungry and self.on_room is not None:
             self.on_room()
         if waiter is None:

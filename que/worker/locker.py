@@ -71,6 +71,7 @@ class Locker:
         self._connection: Connection | None = None
         self._held: set[int] = set()
         self._finished: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
+        self._settled_at = 0.0  # monotonic seconds
         self._stopping = threading.Event()
         self._wake_receiver, self._wake_sender = socket.socketpair()
         self._wake_receiver.setblocking(False)
@@ -226,12 +227,13 @@ class Locker:
         return connection
 
     def _cycle(self, connection: Connection) -> None:
-        self._unlock_finished(connection)
         now = monotonic()
+        polled = False
         for name in self._schedule.queues:
             slots = self._buffer.slots()
-            if not self._schedule.due(name, slots, now):
+            if not self._schedule.due(name, slots, now, hungry=self._buffer.hungry):
                 continue
+            polled = True
             start = self._schedule.start(name, now)
             result = poller.poll(connection, name, slots, held=self._held, now=config.now(),
                                  start=start)
@@ -244,6 +246,11 @@ class Locker:
         announcements = listener.receive(connection, self._queues)
         if announcements:
             self._take_announced(connection, announcements)
+        # Finished jobs are settled along with a poll, or once a wait period: in
+        # batches, so their deletes and unlocks cost few statements.
+        if polled or now - self._settled_at >= self._settings.wait_period:
+            self._unlock_finished(connection)
+            self._settled_at = now
         self._wait(min(self._settings.wait_period, self._schedule.seconds_until_due()),
                    connection)
 

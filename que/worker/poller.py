@@ -1,9 +1,10 @@
 """Polling: when each queue is due, and how one poll picks and locks jobs.
 
-A queue is polled when the pool starts, then again as soon as the last poll
-left ready jobs behind and there is room for more, otherwise once its poll
-interval has passed. A poll takes only what the slots (idle workers by
-threshold, free buffer places, displaceable buffered jobs) can accept.
+A queue is polled when the pool starts and once its poll interval has passed;
+in between, again when the last poll left ready jobs behind and the buffer is
+hungry (below its minimum size, or empty while a worker waits). A poll takes
+only what the slots (idle workers by threshold, free buffer places, displaceable
+buffered jobs) can accept.
 
 When the jobs at the head of a queue are held by other processes, every poll
 would walk past all of them again. So the first poll of each poll interval walks
@@ -116,14 +117,18 @@ class PollSchedule:
             state.last_poll = state.last_full_poll = state.resume_from = None
             state.more = False
 
-    def due(self, queue: str, slots: Slots, now: float) -> bool:
-        """Whether to poll ``queue`` now, given the room there is (``now``: monotonic)."""
+    def due(self, queue: str, slots: Slots, now: float, *, hungry: bool) -> bool:
+        """Whether to poll ``queue`` now, given the room there is (``now``: monotonic).
+
+        Between poll intervals, a queue whose last poll left jobs behind is polled
+        again once the buffer is ``hungry`` and the room has changed since.
+        """
         if not slots:
             return False
         state = self._queues[queue]
         if state.last_poll is None or now - state.last_poll >= state.interval:
             return True
-        return state.more and slots.limits != state.room_after
+        return state.more and hungry and slots.limits != state.room_after
 
     def start(self, queue: str, now: float) -> JobKey | None:
         """Where the next poll of ``queue`` starts: ``None`` for a full walk."""

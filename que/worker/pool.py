@@ -109,7 +109,7 @@ class WorkerPool:
             conninfo = settings.connection_url
             if conninfo is None:
                 conninfo = lock_conninfo_from_connection()
-            buffer = JobBuffer(settings.maximum_buffer_size)
+            buffer = JobBuffer(settings.maximum_buffer_size, settings.minimum_buffer_size)
             locker = Locker(conninfo=conninfo, settings=settings, queues=self.queues,
                             buffer=buffer, workers_done=self._workers_done)
             buffer.on_room = locker.wake

@@ -22,7 +22,7 @@ DEFAULT_WORKER_COUNT = len(DEFAULT_WORKER_PRIORITIES)
 POLL_INTERVAL = 5.0  # seconds between polls of a queue when the last poll came up short
 WAIT_PERIOD = 0.05  # seconds; the longest the locker waits before checking its state again
 MAXIMUM_BUFFER_SIZE = 8  # jobs locked in memory, waiting for a worker
-MINIMUM_BUFFER_SIZE = 2  # accepted for compatibility with Que's CLI; not used
+MINIMUM_BUFFER_SIZE = 2  # polls between intervals wait until fewer jobs are buffered
 
 
 def threshold_limit(threshold: int | None) -> int:
@@ -63,6 +63,8 @@ class PoolSettings:
     poll_interval: float = POLL_INTERVAL
     maximum_buffer_size: int = MAXIMUM_BUFFER_SIZE
     minimum_buffer_size: int = MINIMUM_BUFFER_SIZE
+    """Between poll intervals, a queue is polled again only once fewer jobs than
+    this are buffered (or none is and a worker waits)."""
     wait_period: float = WAIT_PERIOD  # seconds
     listen: bool = True
     """Take jobs announced by the ``que_job_notify`` trigger; ``False``: only poll."""
@@ -96,6 +98,12 @@ class PoolSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number of jobs >= 0, not {value!r}")
+        if self.minimum_buffer_size > self.maximum_buffer_size:
+            raise ValueError(
+                f"minimum_buffer_size ({self.minimum_buffer_size}) cannot be larger than "
+                f"maximum_buffer_size ({self.maximum_buffer_size}); to buffer nothing, "
+                "set both to 0"
+            )
 
     @property
     def worker_count(self) -> int:
