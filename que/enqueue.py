@@ -58,10 +58,13 @@ class NewJob:
     tags: list[str] | None
 
     def params(self) -> dict[str, Any]:
+        """INSERT_JOB's parameters: run_at is left to the database when the clock is."""
+        now = config.now()
         return {
-            "queue": self.queue, "priority": self.priority, "run_at": self.run_at,
-            "delay": self.delay, "job_class": self.job_class, "args": self.args_json,
-            "kwargs": self.kwargs_json, "data": self.data, "now": config.now(),
+            "queue": self.queue, "priority": self.priority, "delay": self.delay,
+            "run_at": self.run_at if now is None else self.scheduled_at(now),
+            "job_class": self.job_class, "args": self.args_json,
+            "kwargs": self.kwargs_json, "data": self.data,
         }
 
     def scheduled_at(self, now: datetime) -> datetime:
@@ -124,7 +127,11 @@ def enqueue_job(
     if batch is not None:
         batch.pending.append(new)
         return new.job
-    (stored,) = db.execute(sql.INSERT_JOB, {**new.params(), "only_if_scheduled": False})
+    return _insert(new)
+
+
+def _insert(new: NewJob) -> Job:
+    (stored,) = db.execute(sql.INSERT_JOB, new.params())
     new.job.attrs = new.row(round_trip=False, **stored)
     return new.job
 
@@ -144,13 +151,20 @@ def enqueue_by_name(*args: Any, job_options: JobOptions, **kwargs: Any) -> Job:
 
 
 def _run_synchronously(new: NewJob) -> Job:
-    if new.run_at is not None or new.delay > 0:
-        rows = db.execute(sql.INSERT_JOB, {**new.params(), "only_if_scheduled": True})
-        if rows:  # due in the future: stored, not run
-            new.job.attrs = new.row(round_trip=False, **rows[0])
-            return new.job
+    if _scheduled(new):  # due in the future: stored, not run
+        return _insert(new)
     new.job.attrs = new.row()
     return run_job(new.job.attrs, job=new.job, reraise=True).job
+
+
+def _scheduled(new: NewJob) -> bool:
+    """Whether the job is due after now, by que's clock."""
+    now = config.now()
+    if now is not None:
+        return new.scheduled_at(now) > now
+    if new.run_at is None:
+        return new.delay > 0
+    return bool(db.execute(sql.IS_FUTURE, {"at": new.run_at})[0]["future"])
 
 
 @contextmanager

@@ -21,29 +21,30 @@ SELECT CASE
 
 # -- enqueue --------------------------------------------------------------------
 
-# One job; %(args)s and %(kwargs)s are JSON text. With %(only_if_scheduled)s
-# true (sync mode), the row is inserted only when it is due in the future;
-# otherwise nothing is returned and the caller runs the job inline. Only what the
-# database decides comes back; the caller knows the rest.
+# One job; %(args)s, %(kwargs)s and %(data)s are JSON text. %(run_at)s is the
+# time given or that the clock decided; without one, the database's now() plus
+# %(delay)s seconds. Only what the database decides comes back; the caller knows
+# the rest.
 INSERT_JOB: Final = """
 INSERT INTO public.que_jobs
   (queue, priority, run_at, job_class, args, kwargs, data, job_schema_version)
-SELECT v.queue, v.priority, v.run_at, v.job_class, v.args, v.kwargs, v.data, 2
-FROM (
-  VALUES (
-    %(queue)s::text,
-    %(priority)s::smallint,
-    coalesce(%(run_at)s::timestamptz,
-             coalesce(%(now)s::timestamptz, now()) + %(delay)s::float8 * interval '1 second'),
-    %(job_class)s::text,
-    %(args)s::jsonb,
-    %(kwargs)s::jsonb,
-    %(data)s::jsonb
-  )
-) AS v (queue, priority, run_at, job_class, args, kwargs, data)
-WHERE NOT %(only_if_scheduled)s::boolean
-   OR v.run_at > coalesce(%(now)s::timestamptz, now())
+VALUES (
+  %(queue)s::text,
+  %(priority)s::smallint,
+  coalesce(%(run_at)s::timestamptz, now() + %(delay)s::float8 * interval '1 second'),
+  %(job_class)s::text,
+  %(args)s::jsonb,
+  %(kwargs)s::jsonb,
+  %(data)s::jsonb,
+  2
+)
 RETURNING id, run_at
+"""
+
+# Whether a time is still to come by the database's clock (sync mode's test
+# for a job scheduled at an explicit time).
+IS_FUTURE: Final = """
+SELECT %(at)s::timestamptz > now() AS future
 """
 
 # Many jobs: their ids are taken from the sequence first, in order, with the

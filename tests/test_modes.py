@@ -8,6 +8,7 @@ from typing import ClassVar
 import pytest
 
 from que import ConfigurationError, Job, Que, UnknownJobClass
+from que.config import database_clock
 
 
 class Records(Job):
@@ -99,6 +100,16 @@ def test_sync_runs_a_job_scheduled_in_the_past(que_jobs, que_sync):
     Records.enqueue(job_options={"run_at": datetime(2000, 1, 1, tzinfo=UTC)})
     assert len(Records.runs) == 1
     assert len(que_jobs) == 0
+
+
+def test_sync_judges_scheduled_jobs_by_the_database_clock_when_que_has_none(que_jobs, que_sync):
+    Que.clock = database_clock
+    Records.enqueue(job_options={"run_at": datetime.now(UTC) + timedelta(minutes=5)})
+    Records.enqueue(job_options={"run_at": timedelta(seconds=30)})
+    assert Records.runs == []
+    Records.enqueue(job_options={"run_at": datetime.now(UTC) - timedelta(seconds=1)})
+    assert len(Records.runs) == 1
+    assert len(que_jobs) == 2
 
 
 def test_run_synchronously_class_setting(que_jobs):

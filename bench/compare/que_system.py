@@ -18,7 +18,7 @@ from typing import ClassVar
 from bench.compare.database import connect
 from bench.compare.que_jobs import BenchNoop
 from bench.compare.systems import Connection, Pending, Poll, PollResult, System, WorkerSpec
-from que import Que
+from que import Que, db, sql
 
 MISSING_WORKER = "que worker pool not available"
 
@@ -86,6 +86,7 @@ class QueSystem(System):
         except ImportError as error:
             raise Pending(f"que worker poll not available ({error})") from error
         with connect(dsn) as connection:
+            db.run(connection, sql.LOCKER_SESSION)  # the lock connection's session setting
             resume: JobKey | None = None
 
             def poll(follow_up: bool) -> PollResult:

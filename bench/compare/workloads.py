@@ -211,15 +211,14 @@ class _Session:
 
 
 class RoundTrip(Workload):
-    """Interleaved: every system has its connection open, and they take turns in
-    blocks of transactions, so a minute when the shared machine is slow costs
-    them all alike instead of whoever was measured in it."""
+    """Interleaved: every system has its connection open, and they take turns one
+    transaction each, in a rotating order, so a moment when the shared machine
+    is slow costs them all alike instead of whoever was measured in it."""
 
     key = "W3"
     title = "single enqueue"
     metrics = (Metric("W3", "single enqueue round trip", "ms", higher_is_better=False),)
     raw_reference = "raw"
-    blocks = 20
 
     def describe(self, sizes: Sizes) -> str:
         return (f"W3 single-job enqueue round trip, one job per transaction, median of "
@@ -230,7 +229,6 @@ class RoundTrip(Workload):
             return
         began = perf_counter()
         count = cases[0].context.sizes.round_trips
-        block = max(1, count // self.blocks)
         with ExitStack() as stack:
             sessions: list[_Session] = []
             for case in cases:
@@ -243,14 +241,13 @@ class RoundTrip(Workload):
                     report(case, error, perf_counter() - began)
                     continue
                 sessions.append(_Session(case, connection))
-            for turn, start in enumerate(range(0, count, block)):
-                shift = turn % max(1, len(sessions))
+            for n in range(count):
+                shift = n % max(1, len(sessions))
                 for session in sessions[shift:] + sessions[:shift]:
                     if session.error is None:
                         try:
-                            for n in range(start, min(count, start + block)):
-                                session.times.append(
-                                    self._enqueue(session.case.system, session.connection, n))
+                            session.times.append(
+                                self._enqueue(session.case.system, session.connection, n))
                         except Exception as error:
                             session.error = error
             for session in sessions:
