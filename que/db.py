@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from typing import Any, TypeAlias
 
-from psycopg import pq
+from psycopg import Cursor, pq
 from psycopg.rows import dict_row
 
 from que.config import config
@@ -44,12 +45,34 @@ def run(connection: Connection, statement: str, params: Params = None) -> list[R
     def send() -> None:
         with connection.cursor(row_factory=dict_row) as cursor:
             cursor.execute(statement, params)
-            result = cursor.pgresult  # (cheaper to ask than cursor.description)
-            if result is not None and result.status == pq.ExecStatus.TUPLES_OK:
-                rows.extend(cursor.fetchall())
+            rows.extend(_rows(cursor))
 
     _through_middleware(statement, params, send)
     return rows
+
+
+def run_together(
+    connection: Connection, statements: Sequence[tuple[str, Params]]
+) -> list[list[Row]]:
+    """Run statements in one round trip (psycopg's pipeline mode), each through
+    the SQL middleware; return each one's rows. Each statement still sees what
+    was committed before it began, including by the statements before it."""
+    cursors = [connection.cursor(row_factory=dict_row) for _ in statements]
+    try:
+        with connection.pipeline():
+            for cursor, (statement, params) in zip(cursors, statements, strict=True):
+                _through_middleware(statement, params, partial(cursor.execute, statement, params))
+        return [_rows(cursor) for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
+def _rows(cursor: Cursor[Row]) -> list[Row]:
+    result = cursor.pgresult  # (cheaper to ask than cursor.description)
+    if result is None or result.status != pq.ExecStatus.TUPLES_OK:
+        return []
+    return cursor.fetchall()
 
 
 def copy(connection: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -64,7 +87,7 @@ def copy(connection: Connection, statement: str, rows: Iterable[Sequence[Any]]) 
     _through_middleware(statement, None, send)
 
 
-def _through_middleware(statement: str, params: Params, send: Callable[[], None]) -> None:
+def _through_middleware(statement: str, params: Params, send: Callable[[], object]) -> None:
     if not run_through(config.sql_middleware, (statement, params), send):
         raise Error(f"an SQL middleware did not call call_next(), so {statement!r} never ran")
 

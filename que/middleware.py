@@ -9,7 +9,7 @@ from typing import Any
 def run_through(
     middleware: Sequence[Callable[..., object]],
     args: tuple[Any, ...],
-    innermost: Callable[[], None],
+    innermost: Callable[[], object],
 ) -> bool:
     """Call ``innermost`` wrapped by each ``middleware(*args, call_next)``.
 

@@ -122,14 +122,16 @@ def test_a_job_locked_after_it_was_worked_elsewhere_is_unlocked_and_skipped(
     Que.execute("DELETE FROM que_jobs WHERE id = %s", [gone.id])
     Que.execute("UPDATE que_jobs SET run_at = now() + interval '1 hour' WHERE id = %s",
                 [later.id])
+    held = Record.enqueue("held elsewhere")
+    worker_db.execute("SELECT pg_advisory_lock(%s)", [held.id])
     with psycopg.connect(que_database_url, autocommit=True) as connection:
-        rows, refused = locks.lock_rows(connection, [gone.id, later.id, ready.id], None)
+        rows = locks.lock_rows(connection, [gone.id, later.id, ready.id, held.id], None)
         assert [row["id"] for row in rows] == [ready.id]
         assert rows[0]["args"] == ["ready"]
-        assert refused == []
-        assert locked_ids(worker_db) == {ready.id}
+        assert locked_ids(worker_db) == {ready.id, held.id}  # held: by worker_db only
         locks.unlock(connection, [ready.id])
-        assert locked_ids(worker_db) == set()
+    worker_db.execute("SELECT pg_advisory_unlock(%s)", [held.id])
+    assert locked_ids(worker_db) == set()
 
 
 def test_stopping_releases_buffered_jobs_at_once_and_lets_running_ones_finish(

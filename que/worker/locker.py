@@ -243,16 +243,19 @@ class Locker:
             log_event(logging.DEBUG, "poll", internal=True, queue=name,
                       job_ids=[row["id"] for row in result.rows], more=result.more,
                       resumed_at=None if start is None else start.id)
-        announcements = listener.receive(connection, self._queues)
-        if announcements:
-            self._take_announced(connection, announcements)
         # Finished jobs are settled along with a poll, or once a wait period: in
         # batches, so their deletes and unlocks cost few statements.
         if polled or now - self._settled_at >= self._settings.wait_period:
             self._unlock_finished(connection)
             self._settled_at = now
-        self._wait(min(self._settings.wait_period, self._schedule.seconds_until_due()),
-                   connection)
+        # Notifications that arrive while a statement runs wait in psycopg's
+        # backlog, where select() cannot see them: read them after the last
+        # statement, and after taking some, look again before sleeping.
+        announcements = listener.receive(connection, self._queues)
+        if announcements:
+            self._take_announced(connection, announcements)
+        timeout = min(self._settings.wait_period, self._schedule.seconds_until_due())
+        self._wait(0 if announcements else timeout, connection)
 
     def _take_announced(
         self, connection: Connection, announcements: list[listener.Announcement]
@@ -261,7 +264,7 @@ class Locker:
                        key=lambda a: a.key)
         slots = self._buffer.slots()
         taken = fresh[:slots.accept([a.priority for a in fresh])]
-        rows, _refused = locks.lock_rows(connection, [a.id for a in taken], config.now())
+        rows = locks.lock_rows(connection, [a.id for a in taken], config.now())
         self._push(connection, rows)
         left = {a.queue for a in fresh[len(taken):]}
         for name in left:

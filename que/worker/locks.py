@@ -48,12 +48,20 @@ def unlock(connection: Connection, ids: Iterable[int]) -> None:
 
 def lock_rows(
     connection: Connection, ids: Collection[int], now: datetime | None
-) -> tuple[list[dict[str, Any]], list[int]]:
-    """Lock jobs and read their rows; return (rows to work, ids that were not locked)."""
-    locked = try_lock(connection, ids)
-    taken = set(locked)
-    refused = [job_id for job_id in ids if job_id not in taken]
-    return check_rows(connection, locked, now), refused
+) -> list[dict[str, Any]]:
+    """Lock jobs and read their rows, in one round trip; return the rows to work.
+
+    The rows are read by a second statement, which sees what was committed
+    before it began, so after the locks were taken (see :func:`check_rows`).
+    """
+    if not ids:
+        return []
+    results, rows = db.run_together(connection, [
+        (sql.LOCK_JOBS, {"ids": list(ids)}),
+        (sql.CHECK_LOCKED_JOBS, {"ids": list(ids), "now": now}),
+    ])
+    locked = [row["id"] for row in results if row["locked"]]
+    return _still_there(connection, locked, rows)
 
 
 def check_rows(
@@ -68,9 +76,16 @@ def check_rows(
     if not locked:
         return []
     rows = db.run(connection, sql.CHECK_LOCKED_JOBS, {"ids": list(locked), "now": now})
-    found = {row["id"] for row in rows}
+    return _still_there(connection, locked, rows)
+
+
+def _still_there(
+    connection: Connection, locked: Collection[int], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows of the ``locked`` jobs; the locks of jobs without one are released."""
+    found = {row["id"]: row for row in rows}
     gone = [job_id for job_id in locked if job_id not in found]
     if gone:
         unlock(connection, gone)
         log_event(logging.DEBUG, "jobs_gone_after_lock", internal=True, job_ids=gone)
-    return rows
+    return [found[job_id] for job_id in locked if job_id in found]
