@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ import worker_fixtures
 from worker_fixtures import job_count, ledger, locked_ids, scalar, wait_for
 from worker_jobs import Block, Record
 
-from que import Que
+from que import Que, sql
 from que.worker import PoolSettings, WorkerPool, inprocess, locks
 
 _worker_ledger_table = worker_fixtures._worker_ledger_table
@@ -268,3 +269,30 @@ def test_a_job_can_stop_the_in_process_pool(worker_db):
     finally:
         inprocess.stop(timeout=10)
         inprocess.configure(**previous.__dict__)
+
+
+def test_a_job_announced_while_the_locker_runs_a_statement_starts_at_once(
+    start_pool, worker_db, que_database_url
+):
+    # psycopg reads a notification that arrives during a statement along with
+    # the statement's results, and select() on the socket no longer sees it:
+    # unless the locker reads notifications after its last statement, such a
+    # job waits for the next wake, here a wait period of two seconds.
+    announced_at: list[float] = []
+
+    def announce_during_unlock(statement, params, call_next):
+        if statement is sql.UNLOCK_JOBS and not announced_at:
+            with psycopg.connect(que_database_url, autocommit=True) as other, Que.using(other):
+                Record.enqueue("during the unlock")
+            announced_at.append(time.monotonic())
+        call_next()
+
+    start_pool(poll_interval=60, wait_period=2)
+    Record.enqueue("first")  # its lock is released by the next settle, within 2 s
+    wait_for(lambda: ledger(worker_db) == ["first"])
+    Que.sql_middleware.append(announce_during_unlock)
+    try:
+        wait_for(lambda: len(ledger(worker_db)) == 2, timeout=5, what="the second job")
+    finally:
+        Que.sql_middleware.remove(announce_during_unlock)
+    assert time.monotonic() - announced_at[0] < 1.0
