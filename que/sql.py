@@ -50,9 +50,14 @@ SELECT %(at)s::timestamptz > now() AS future
 # Many jobs: their ids are taken from the sequence first, in order, with the
 # time the jobs are stamped with; then COPY_JOBS streams the rows, which costs
 # the server about half of what an INSERT of the same rows does.
+# (The sequence is looked up, not named: databases migrated by early releases
+# of Ruby Que 1.0 kept its old name.)
 RESERVE_JOB_IDS: Final = """
 SELECT coalesce(%(now)s::timestamptz, now()) AS now,
-       array(SELECT nextval('public.que_jobs_id_seq') FROM generate_series(1, %(count)s)) AS ids
+       array(
+         SELECT nextval((SELECT pg_get_serial_sequence('public.que_jobs', 'id')::regclass))
+         FROM generate_series(1, %(count)s::integer)
+       ) AS ids
 """
 
 COPY_JOBS: Final = """
