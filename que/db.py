@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import Any, TypeAlias
 
-from psycopg import Cursor, pq
+from psycopg import Cursor, Pipeline, pq
 from psycopg.rows import dict_row
 
 from que.config import config
@@ -56,7 +56,10 @@ def run_together(
 ) -> list[list[Row]]:
     """Run statements in one round trip (psycopg's pipeline mode), each through
     the SQL middleware; return each one's rows. Each statement still sees what
-    was committed before it began, including by the statements before it."""
+    was committed before it began, including by the statements before it.
+    (One after the other where the libpq in use has no pipeline mode.)"""
+    if not Pipeline.is_supported():
+        return [run(connection, statement, params) for statement, params in statements]
     cursors = [connection.cursor(row_factory=dict_row) for _ in statements]
     try:
         with connection.pipeline():

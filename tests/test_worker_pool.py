@@ -114,9 +114,12 @@ def test_a_poll_skips_jobs_locked_by_another_session(start_pool, worker_db):
     wait_for(lambda: ledger(worker_db) == ["free", "held"])
 
 
+@pytest.mark.parametrize("pipeline", [True, False], ids=["pipelined", "no pipeline mode"])
 def test_a_job_locked_after_it_was_worked_elsewhere_is_unlocked_and_skipped(
-    que_database_url, worker_db
+    que_database_url, worker_db, monkeypatch, pipeline
 ):
+    if not pipeline:  # as with a libpq older than 14
+        monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
     gone = Record.enqueue("gone")
     later = Record.enqueue("later")
     ready = Record.enqueue("ready")
