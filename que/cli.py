@@ -394,7 +394,8 @@ def banner(options: Options, pool: WorkerPool, lock_conninfo: str) -> str:
         f"que {__version__}: worker process {os.getpid()}",
         f"  database:  {describe_database(lock_conninfo)}",
         f"  workers:   {settings.worker_count} (priorities: {priorities})",
-        f"  buffer:    up to {settings.maximum_buffer_size} jobs",
+        f"  buffer:    up to {settings.maximum_buffer_size} jobs, "
+        f"refilled below {settings.minimum_buffer_size}",
         f"  queues:    {queues}",
         f"  listening: {listening}",
         "Stop with SIGINT or SIGTERM: buffered jobs are released, running jobs finish.",

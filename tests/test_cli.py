@@ -218,13 +218,14 @@ def test_a_database_without_que_tables(empty_database):
 def test_banner_json_logs_pidfile_and_process_title(que_processes, worker_db, tmp_path):
     pidfile = tmp_path / "que.pid"
     process = que_processes("-p", "10,any", "-q", "default", "-q", "mail=2.5",
-                            "--maximum-buffer-size", "4", "--wait-period", "20",
+                            "--maximum-buffer-size", "4", "--minimum-buffer-size", "1",
+                            "--wait-period", "20",
                             "--pidfile", str(pidfile), "--log-internals")
     banner = wait_for(lambda: "Stop with" in process.stderr() and process.stderr(),
                       what="the banner")
     assert f"que {__version__}: worker process {process.pid}" in banner
     assert "workers:   2 (priorities: 10, any)" in banner
-    assert "buffer:    up to 4 jobs" in banner
+    assert "buffer:    up to 4 jobs, refilled below 1" in banner
     assert "queues:    default (poll every 5s), mail (poll every 2.5s)" in banner
     assert "listening: yes, checking every 20 ms" in banner
     assert pidfile.read_text() == f"{process.pid}\n"
