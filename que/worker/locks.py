@@ -20,8 +20,12 @@ def try_lock(connection: Connection, ids: Collection[int]) -> list[int]:
     """Lock what can be locked of ``ids`` (none of them held already); return those ids."""
     if not ids:
         return []
-    rows = db.run(connection, sql.LOCK_JOBS, {"ids": list(ids)})
-    return [row["id"] for row in rows if row["locked"]]
+    return _locked_ids(db.run(connection, sql.LOCK_JOBS, {"ids": list(ids)}))
+
+
+def _locked_ids(results: list[dict[str, Any]]) -> list[int]:
+    """The ids LOCK_JOBS could lock."""
+    return [row["id"] for row in results if row["locked"]]
 
 
 def destroy(connection: Connection, ids: Collection[int]) -> None:
@@ -60,8 +64,7 @@ def lock_rows(
         (sql.LOCK_JOBS, {"ids": list(ids)}),
         (sql.CHECK_LOCKED_JOBS, {"ids": list(ids), "now": now}),
     ])
-    locked = [row["id"] for row in results if row["locked"]]
-    return _still_there(connection, locked, rows)
+    return _still_there(connection, _locked_ids(results), rows)
 
 
 def check_rows(
