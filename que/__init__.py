@@ -11,8 +11,11 @@ from typing import Any
 from que.enqueue import JobOptions
 from que.errors import (
     ConfigurationError,
+    ConnectionLost,
     Error,
+    JobExited,
     JobOptionError,
+    LockLost,
     MigrationError,
     SerializationError,
     UnknownJobClass,
@@ -32,11 +35,14 @@ def enqueue(*args: Any, job_options: JobOptions, **kwargs: Any) -> Job:
 
 __all__ = [
     "ConfigurationError",
+    "ConnectionLost",
     "Error",
     "Job",
+    "JobExited",
     "JobOptionError",
     "JobOptions",
     "JobResult",
+    "LockLost",
     "MigrationError",
     "Que",
     "SerializationError",

@@ -59,6 +59,7 @@ TITLE_INTERVAL = 1.0  # seconds between process title updates
 WORKER_APPLICATION_NAME = "que-worker"
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 HARD_STOP_EXIT_CODE = 1
+FAILURE_EXIT_CODE = 70  # EX_SOFTWARE: a bug stopped the worker pool (see the log)
 
 
 class UsageError(Exception):
@@ -535,7 +536,7 @@ def _work(pool: WorkerPool, options: Options, lock_conninfo: str) -> int:
             wait = TITLE_INTERVAL if deadline is None else min(TITLE_INTERVAL,
                                                                 deadline - monotonic())
             if pool.join(max(0.0, wait)):
-                return 0
+                return 0 if pool.failure is None else FAILURE_EXIT_CODE
             if deadline is not None and monotonic() >= deadline:
                 _hard_exit("shutdown timeout", options.pidfile, timeout=timeout,
                            running_job_ids=pool.running_job_ids())

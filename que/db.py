@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import Any, TypeAlias
 
+import psycopg
 from psycopg import Cursor, Pipeline, pq
 from psycopg.rows import dict_row
 
@@ -24,6 +25,28 @@ from que.middleware import run_through
 
 Params: TypeAlias = Mapping[str, Any] | Sequence[Any] | None
 Row: TypeAlias = dict[str, Any]
+
+
+LOST_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03"})
+"""Server states that end the session (admin or crash shutdown, cannot connect
+now), besides class 08 (connection exception)."""
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether ``error`` means the connection itself is gone, rather than that a
+    statement failed: only then does que reconnect instead of blaming a job.
+
+    psycopg raises such errors with no SQLSTATE (the client saw the socket
+    fail), with class 08, or as one of the shutdown states above; a statement
+    that was cancelled or timed out is an ``OperationalError`` too, but the
+    connection lives on.
+    """
+    if isinstance(error, psycopg.InterfaceError):
+        return True
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    state = error.sqlstate
+    return state is None or state.startswith("08") or state in LOST_CONNECTION_STATES
 
 
 def checkout() -> AbstractContextManager[Connection]:

@@ -35,5 +35,27 @@ class UnknownJobClass(Error):
         self.job_class = job_class
 
 
+class ConnectionLost(Error):
+    """The database connection broke while que was using it; nothing was recorded."""
+
+
+class LockLost(Error):
+    """A worker no longer holds the lock on a job, so nothing of it may commit."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"the lock on job {job_id} was lost: another process holds it")
+        self.job_id = job_id
+
+
+class JobExited(Error):
+    """A job run by a worker thread raised ``SystemExit``, ``KeyboardInterrupt`` or
+    another ``BaseException``: in a worker thread that is the job's error."""
+
+    def __init__(self, raised: BaseException) -> None:
+        super().__init__(f"the job raised {type(raised).__qualname__}: {raised}")
+        self.raised = raised
+        self.__cause__ = raised
+
+
 class MigrationError(Error):
     """A schema migration was asked for that cannot be done."""

@@ -3,36 +3,44 @@
 A job with a row runs inside a transaction on this thread's connection (a
 savepoint if one is already open), so its writes and its resolve action (by
 default ``destroy``) commit together. On an exception the transaction rolls
-back, ``handle_error`` decides (retry or expire), and ``Que.error_notifier``
-hears of it if ``handle_error`` says so.
+back, ``handle_error`` decides (retry or expire) in a transaction of its own,
+and ``Que.error_notifier`` hears of it if ``handle_error`` says so.
 
 On an idle connection that is not in autocommit mode (a worker's pool
 connection), the transaction begins with the job's first statement, as psycopg
-does, rather than with an empty ``BEGIN``. The worker pool takes over the
-default ``destroy`` of the jobs that succeed (``defer_destroy``) and deletes
-them many at a time once their transactions have committed, as DESIGN's
-"batch the default resolve" and Ruby Que's separate destroy statement have it;
-a resolve helper the job calls itself stays in the job's transaction.
+does, rather than with an empty ``BEGIN``.
+
+The worker pool passes a :class:`Guard`: each transaction that runs the job or
+records its failure begins by taking the worker's own lock on the job, so that
+nothing about a job commits unless this worker holds it (see
+``docs/workers.md``, "When a lock is lost"). A failure of the connection itself
+is no failure of the job: it is raised as :class:`~que.errors.ConnectionLost`,
+and the job, untouched, runs again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg import pq
 
 from que import db, registry
 from que.config import config
 from que.connection import Connection
-from que.errors import Error, UnknownJobClass
+from que.errors import ConnectionLost, Error, JobExited, LockLost
 from que.job import Job, error_message
 from que.log import level_number, log_event
 from que.middleware import run_through
+
+JSON_COLUMNS = ("args", "kwargs", "data")
+"""Columns a guarded claim reads as text, for the runner to decode: a row that
+cannot be decoded is that job's error, not the reader's."""
 
 
 @dataclass(frozen=True)
@@ -42,85 +50,122 @@ class JobResult:
     job: Job
     error: Exception | None
     elapsed: float  # seconds
-    destroy_deferred: bool = False
-    """The job succeeded and its row is still to be destroyed by the caller."""
 
     @property
     def succeeded(self) -> bool:
         return self.error is None
 
 
-def run_job(
-    row: dict[str, Any],
-    *,
-    job: Job | None = None,
-    reraise: bool = False,
-    defer_destroy: bool = False,
-) -> JobResult:
-    """Run the job stored in ``row`` and resolve it.
+class Guard(Protocol):
+    """The worker pool's hold on one job, taken again in each of its transactions."""
+
+    @property
+    def job_id(self) -> int: ...
+
+    def claim(self, connection: Connection) -> dict[str, Any] | None:
+        """Take the worker's lock in the transaction just begun and read the job's
+        row (its JSON columns as text); ``None`` if the job is running elsewhere
+        or no longer there to run."""
+
+    def reclaim(self, connection: Connection) -> bool:
+        """Take the worker's lock again, in a later transaction of the same job."""
+
+
+def run_job(row: dict[str, Any], *, job: Job | None = None, reraise: bool = False) -> JobResult:
+    """Run the job stored in ``row`` and resolve it (sync mode and the inline runner).
 
     ``job`` is the instance to run when the caller has one already (sync mode);
     otherwise the class is found from ``row["job_class"]``. With ``reraise`` the
-    job's error is raised again once it has been handled. With ``defer_destroy``
-    the caller takes over the default destroy of a job that succeeded without
-    resolving itself (see ``JobResult.destroy_deferred``), after the job's
-    transaction has committed; it holds the job's lock until then.
+    job's error is raised again once it has been handled. Exceptions that are
+    not ``Exception`` (``KeyboardInterrupt``, ``SystemExit``) propagate: the
+    caller owns the thread.
     """
-    error: Exception | None = None
-    if job is None:
-        try:
-            job = registry.resolve(row["job_class"])(row)
-        except UnknownJobClass as unknown:
-            job, error = Job(row), unknown
     started = time.monotonic()
-    deferred = False
-    if error is None:
-        error, deferred = _perform(job, defer_destroy=defer_destroy)
+    error: Exception | None = None
+    try:
+        if job is None:
+            job = _instantiate(row)
+        if job.id is None:
+            _work(job)
+        else:
+            with db.checkout() as connection, _job_transaction(connection):
+                _work(job)
+    except Exception as failure:
+        error = failure
+    result = _finish(job or Job(row), error, started, guard=None)
+    if reraise and result.error is not None:
+        raise result.error
+    return result
+
+
+def run_guarded_job(guard: Guard) -> JobResult | None:
+    """Run a job the worker pool has locked; ``None`` if it was not there to run.
+
+    A ``BaseException`` the job raises is that job's error here: a worker
+    thread never receives signals, and one job must not stop the pool.
+    """
+    started = time.monotonic()
+    row: dict[str, Any] | None = None
+    job: Job | None = None
+    error: Exception | None = None
+    try:
+        with db.checkout() as connection, _job_transaction(connection):
+            row = guard.claim(connection)
+            if row is None:
+                return None
+            job = _instantiate(row, decode=True)
+            _work(job)
+    except BaseException as failure:
+        if row is None:  # the claim itself failed: no job to blame
+            raise
+        error = failure if isinstance(failure, Exception) else JobExited(failure)
+    return _finish(job or Job(row), error, started, guard=guard)
+
+
+def _instantiate(row: dict[str, Any], *, decode: bool = False) -> Job:
+    """The job a row describes, of the class its ``job_class`` names."""
+    job_class = registry.resolve(row["job_class"])
+    if decode:
+        row = {**row, **{name: json.loads(row[name]) for name in JSON_COLUMNS}}
+    return job_class(row)
+
+
+def _work(job: Job) -> None:
+    """Run the job and its resolve action, through the job middleware."""
+    args, kwargs = job.attrs["args"], job.attrs["kwargs"]
+
+    def work() -> None:
+        job.run(*args, **kwargs)
+        if job.resolution is None:
+            job.default_resolve_action()
+
+    try:
+        if not run_through(config.job_middleware, (job,), work):
+            raise Error("a job middleware did not call call_next(), so the job did not run")
+    except BaseException:
+        job.resolution = None  # whatever it resolved is rolled back
+        raise
+
+
+def _finish(job: Job, error: Exception | None, started: float, *, guard: Guard | None) -> JobResult:
     elapsed = time.monotonic() - started
     if error is None:
         level = level_number(job.log_level(elapsed))
         if level is not None:
-            log_event(level, "job_worked", job_id=job.id, job_class=row["job_class"],
+            log_event(level, "job_worked", job_id=job.id, job_class=job.attrs["job_class"],
                       elapsed=round(elapsed, 6))
-        return JobResult(job, None, elapsed, destroy_deferred=deferred)
-    _handle_error(job, error)
-    log_event(logging.ERROR, "job_errored", job_id=job.id, job_class=row["job_class"],
+        return JobResult(job, None, elapsed)
+    _raise_if_connection_lost(error)
+    _handle_error(job, error, guard)
+    log_event(logging.ERROR, "job_errored", job_id=job.id, job_class=job.attrs["job_class"],
               error_count=job.error_count, error=error_message(error), elapsed=round(elapsed, 6))
-    if reraise:
-        raise error
     return JobResult(job, error, elapsed)
 
 
-def _perform(job: Job, *, defer_destroy: bool) -> tuple[Exception | None, bool]:
-    """Run the job and its resolve action; return its exception, if any, and
-    whether its destroy was left to the caller."""
-    args, kwargs = job.attrs["args"], job.attrs["kwargs"]
-    deferred = False
-
-    def work() -> None:
-        nonlocal deferred
-        job.run(*args, **kwargs)
-        if job.resolution is not None:
-            return
-        if defer_destroy and _destroy_can_wait(job):
-            job.resolution, deferred = "destroyed", True
-        else:
-            job.default_resolve_action()
-
-    def through_middleware() -> None:
-        if not run_through(config.job_middleware, (job,), work):
-            raise Error("a job middleware did not call call_next(), so the job did not run")
-
-    try:
-        if job.id is None:
-            through_middleware()
-        else:
-            with db.checkout() as connection, _job_transaction(connection):
-                through_middleware()
-    except Exception as error:
-        job.resolution = None  # whatever it resolved was rolled back
-        return error, False
-    return None, deferred
+def _raise_if_connection_lost(error: BaseException) -> None:
+    """A job whose connection broke did not fail: nothing of it was recorded."""
+    if db.connection_lost(error):
+        raise ConnectionLost(f"the job's connection was lost: {error_message(error)}") from error
 
 
 def _idle(connection: Connection) -> bool:
@@ -145,23 +190,42 @@ def _job_transaction(connection: Connection) -> Iterator[None]:
         connection.commit()
 
 
-def _destroy_can_wait(job: Job) -> bool:
-    """Whether the job's resolve action is the plain destroy a batch can do for it."""
-    return type(job).default_resolve_action is Job.default_resolve_action
+@contextmanager
+def _error_transaction(job: Job, guard: Guard | None) -> Iterator[None]:
+    """Where a failure is recorded: in the worker pool, a transaction that holds
+    the worker's lock on the job again."""
+    if job.id is None:  # sync mode: there is no row to record anything on
+        yield
+        return
+    with db.checkout() as connection, _job_transaction(connection):
+        if guard is not None and not guard.reclaim(connection):
+            raise LockLost(job.id)
+        yield
 
 
-def _handle_error(job: Job, error: Exception) -> None:
+def _handle_error(job: Job, error: Exception, guard: Guard | None) -> None:
     """Let the job decide what its failure means, then notify if it asks to."""
     job.error = error
+    errors: list[BaseException] = []
     try:
-        notify = job.handle_error(error)
-        errors: list[BaseException] = [error] if notify else []
+        with _error_transaction(job, guard):
+            if job.handle_error(error):
+                errors.append(error)
+            if job.resolution is None:  # left as it was, the job would be ready again at once
+                Job.handle_error(job, error)
+    except LockLost as lost:
+        log_event(logging.WARNING, "job_lock_lost", job_ids=[lost.job_id],
+                  detail="another process took the job before its failure was recorded; "
+                         "the failure is not recorded")
+        errors = [error]
     except Exception as handler_error:
+        _raise_if_connection_lost(handler_error)
         log_event(logging.ERROR, "handle_error_failed", job_id=job.id,
                   error=error_message(handler_error))
         errors = [error, handler_error]
-    if job.resolution is None:  # left as it was, the job would be ready again at once
-        Job.handle_error(job, error)
+        job.resolution = None  # rolled back with the handler's transaction
+        with _error_transaction(job, guard):
+            Job.handle_error(job, error)
     for reported in errors:
         _notify(reported, job)
 

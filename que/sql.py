@@ -84,20 +84,6 @@ DELETE FROM public.que_jobs WHERE id = %(id)s
 RETURNING id
 """
 
-# The worker pool's batch of default destroys (jobs that succeeded and wrote
-# nothing). The que_state notifications are skipped for it, as for bulk enqueue:
-# they cost more than the delete itself. Its commit does not wait for the WAL
-# flush: should the server crash before the flush, these jobs, which changed
-# nothing in the database, simply run again, as after any crash before a destroy.
-DESTROY_JOBS: Final = """
-WITH settings AS (
-  SELECT set_config('que.skip_notify', 'true', true),
-         set_config('synchronous_commit', 'off', true)
-)
-DELETE FROM public.que_jobs
-WHERE id = ANY (%(ids)s::bigint[]) AND (SELECT true FROM settings)
-"""
-
 FINISH_JOB: Final = """
 UPDATE public.que_jobs
 SET finished_at = coalesce(%(now)s::timestamptz, now())
@@ -107,7 +93,7 @@ RETURNING id
 
 EXPIRE_JOB: Final = """
 UPDATE public.que_jobs
-SET error_count = error_count + 1,
+SET error_count = least(error_count, 2147483646) + 1,
     expired_at = coalesce(%(now)s::timestamptz, now()),
     last_error_message = coalesce(%(message)s::text, last_error_message),
     last_error_backtrace = coalesce(%(backtrace)s::text, last_error_backtrace)
@@ -115,9 +101,10 @@ WHERE id = %(id)s
 RETURNING id
 """
 
+# error_count stops at the largest integer rather than fail to count one more.
 RETRY_JOB: Final = """
 UPDATE public.que_jobs
-SET error_count = error_count + 1,
+SET error_count = least(error_count, 2147483646) + 1,
     run_at = coalesce(%(now)s::timestamptz, now()) + %(delay)s::float8 * interval '1 second',
     last_error_message = %(message)s::text,
     last_error_backtrace = %(backtrace)s::text
@@ -205,7 +192,21 @@ DELETE FROM public.que_jobs
 # A worker process's locker holds every advisory lock of the process on one
 # dedicated connection. The lock key is the job id itself (one bigint key),
 # which pg_locks shows split into classid (high half) and objid (low half) with
-# objsubid 1.
+# objsubid 1: Ruby Que's lock, which every Que worker respects.
+#
+# The worker running a job holds a second lock on it, from its own connection,
+# for as long as the job's transaction lasts: the same two halves as two integer
+# keys (objsubid 2), a key space Ruby Que never uses. Should the locker's
+# connection be lost while the job runs, another process may take the id lock,
+# but it also tests the worker's lock and lets the job be; and the job's
+# transaction commits only while its worker's lock is held. See docs/workers.md.
+
+# Times outside what Python's datetime holds (-infinity, years before 1) read as
+# the first moment it does: such a job is ready, and runs, like any other.
+_RUN_AT = "greatest({table}.run_at, '0001-01-01 00:00:00+00'::timestamptz) AS run_at"
+
+# The worker's lock of job %(id)s, taken for the current transaction.
+_WORKER_LOCK = "pg_try_advisory_xact_lock(({id} >> 32)::integer, {id}::bit(32)::integer)"
 
 # The lock connection reads the poll index with plain index scans: unlike
 # index-only scans, they mark the entries of deleted jobs dead as they pass them,
@@ -245,6 +246,16 @@ UNLISTEN_ALL: Final = """
 UNLISTEN *
 """
 
+# Take the id lock of job c.id unless a worker of another process still runs it
+# (its worker's lock is taken): then let the id lock go again. CASE evaluates in
+# order, which AND and OR do not promise. The worker's lock taken here lasts as
+# long as the statement (the lock connection is in autocommit mode).
+_LOCK_IF_FREE = """CASE
+  WHEN NOT pg_try_advisory_lock(c.id) THEN false
+  WHEN """ + _WORKER_LOCK.format(id="c.id") + """ THEN true
+  ELSE NOT pg_advisory_unlock(c.id)
+END"""
+
 # Lock the most important ready jobs of one queue that the free slots can take
 # (%(slots)s: the highest priority each slot takes), skipping the ones this
 # process holds and starting at the key (%(from_priority)s, %(from_run_at)s,
@@ -257,7 +268,8 @@ UNLISTEN *
 # head, one index probe, is the first job the walk meets: the room is the number
 # of slots that take its priority (slots for more important jobs only stay
 # empty), and when it is not the first job returned, the walk passed jobs that
-# other sessions hold.
+# other sessions hold. Only what orders and routes jobs is read: the rest of a
+# row is its worker's to read (and to fail on, should it be unreadable).
 POLL_JOBS: Final = """
 WITH ready AS NOT MATERIALIZED (
   SELECT id, priority, run_at
@@ -279,27 +291,33 @@ room AS (
   SELECT count(*) AS room FROM unnest(%(slots)s::integer[]) AS s (l)
   WHERE l >= (SELECT priority FROM head)
 )
-SELECT c.id, c.priority, c.run_at, (SELECT id FROM head) AS head_id,
-       (SELECT room FROM room) AS room
+SELECT c.id, c.priority, """ + _RUN_AT.format(table="c") + """,
+       (SELECT id FROM head) AS head_id, (SELECT room FROM room) AS room
 FROM (SELECT * FROM ready ORDER BY priority, run_at, id LIMIT %(walk)s::integer) AS c
-WHERE pg_try_advisory_lock(c.id)
+WHERE """ + _LOCK_IF_FREE + """
 LIMIT (SELECT room FROM room)
 """
 
-# Try to lock each id; says which locks were taken.
+# Lock each announced id that no other worker runs; says which locks were taken.
 LOCK_JOBS: Final = """
+SELECT c.id, """ + _LOCK_IF_FREE + """ AS locked
+FROM unnest(%(ids)s::bigint[]) AS c (id)
+"""
+
+# After a reconnect: lock again the jobs this process's workers are running
+# (their workers' locks are held, by this process).
+RELOCK_JOBS: Final = """
 SELECT t.id, pg_try_advisory_lock(t.id) AS locked
 FROM unnest(%(ids)s::bigint[]) AS t (id)
 """
 
 # Advisory locks are not MVCC: a job can be locked just after another process
 # worked and deleted it. Run after LOCK_JOBS, in a later snapshot, this returns
-# the rows of the locked jobs that are still there to be worked.
+# the keys of the locked jobs that are still there to be worked.
 # (OFFSET 0 keeps the planner from matching the other conditions to the poll
 # index, which on a churning table with stale statistics means scanning it all:
 # the rows are fetched by primary key, then checked.)
-CHECK_LOCKED_JOBS: Final = """
-SELECT j.*
+_READY_BY_ID = """
 FROM (SELECT * FROM public.que_jobs WHERE id = ANY (%(ids)s::bigint[]) OFFSET 0) AS j
 WHERE j.job_schema_version = 2
   AND j.finished_at IS NULL
@@ -307,7 +325,28 @@ WHERE j.job_schema_version = 2
   AND j.run_at <= coalesce(%(now)s::timestamptz, now())
 """
 
+CHECK_LOCKED_JOBS: Final = """
+SELECT j.id, j.priority, """ + _RUN_AT.format(table="j") + """
+""" + _READY_BY_ID
+
 UNLOCK_JOBS: Final = """
 SELECT t.id, pg_advisory_unlock(t.id) AS unlocked
 FROM unnest(%(ids)s::bigint[]) AS t (id)
 """
+
+# A worker begins its job's transaction by taking its own lock on the job: false
+# if a worker of another process holds it (it runs the job).
+CLAIM_JOB: Final = """
+SELECT """ + _WORKER_LOCK.format(id="%(id)s::bigint") + """ AS claimed
+"""
+
+# Then, in a later snapshot than the lock (so after any commit that released
+# it), the job's row, if it is still there to be worked. Its JSON columns come
+# as text, for the runner to decode: a row that cannot be decoded is that job's
+# error. %(ids)s holds the one id.
+READ_CLAIMED_JOB: Final = """
+SELECT j.id, j.priority, """ + _RUN_AT.format(table="j") + """,
+       j.job_class, j.error_count, j.last_error_message, j.queue, j.last_error_backtrace,
+       j.finished_at, j.expired_at, j.args::text AS args, j.data::text AS data,
+       j.job_schema_version, j.kwargs::text AS kwargs
+""" + _READY_BY_ID

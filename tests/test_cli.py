@@ -19,10 +19,6 @@ from worker_fixtures import REPO, wait_for
 from que import __version__
 from que.cli import main, parse_args
 
-_worker_ledger_table = worker_fixtures._worker_ledger_table
-worker_db = worker_fixtures.worker_db
-que_processes = worker_fixtures.que_processes
-
 DEFAULT_PRIORITIES = (10, 30, 50, None, None, None)
 
 

@@ -7,7 +7,6 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
-import psycopg
 import pytest
 
 from que import Job, Que, default_retry_interval
@@ -382,57 +381,3 @@ def test_job_middleware_that_skips_call_next_counts_as_an_error(que_jobs, clock)
     assert Succeeds.ran == []
     assert summary.failed == 1
     assert only_job()["last_error_message"].startswith("Error: a job middleware did not call")
-
-
-class WritesAndReturns(Job):
-    def run(self):
-        Que.execute("INSERT INTO committed_writes VALUES (1)")
-
-
-def run_committed(job_class):
-    from que.runner import run_job
-
-    job = job_class.enqueue()
-    with Que.checkout():
-        result = run_job(job.attrs, defer_destroy=True)
-    return result, [row["id"] for row in Que.jobs()]
-
-
-def test_a_worker_can_take_over_the_default_destroy(que_committed_db):
-    result, left = run_committed(Succeeds)
-    assert result.destroy_deferred and result.job.resolution == "destroyed"
-    assert left == [result.job.id]  # the caller (the worker pool) deletes it in a batch
-
-
-def test_the_jobs_writes_are_committed_before_its_destroy_is_left_to_the_caller(
-    que_committed_db, que_database_url
-):
-    Que.execute("CREATE TABLE IF NOT EXISTS committed_writes (n int)")
-    try:
-        result, left = run_committed(WritesAndReturns)
-        assert result.destroy_deferred and left == [result.job.id]
-        with psycopg.connect(que_database_url) as other:
-            assert other.execute("SELECT count(*) FROM committed_writes").fetchone() == (1,)
-    finally:
-        Que.execute("DROP TABLE committed_writes")
-
-
-def test_a_destroy_the_job_calls_itself_is_never_left_to_the_caller(que_committed_db):
-    result, left = run_committed(Destroys)
-    assert not result.destroy_deferred
-    assert left == []
-
-
-def test_an_overridden_default_resolve_action_is_never_deferred(que_committed_db):
-    result, _ = run_committed(FinishesByDefault)
-    assert not result.destroy_deferred
-    assert [row["finished_at"] is not None for row in Que.jobs()] == [True]
-
-
-def test_without_defer_destroy_the_job_is_destroyed_now(que_committed_db):
-    from que.runner import run_job
-
-    job = Succeeds.enqueue()
-    with Que.checkout():
-        assert not run_job(job.attrs).destroy_deferred
-    assert Que.jobs() == []

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from que import Job, Que
+from que import Job, Que, sql
 from que.worker import poller
 from que.worker.buffer import Slots
 from que.worker.settings import ANY_PRIORITY
@@ -115,7 +115,7 @@ def test_a_poll_locks_only_as_many_jobs_as_there_are_slots_for_them(connections)
     assert [row["id"] for row in result.rows] == ids[:1]
     assert result.more
     assert held_by(locker) == ids[:1]
-    assert not any("pg_advisory_unlock" in sql for sql in statements)  # none locked in vain
+    assert sql.UNLOCK_JOBS not in statements  # none locked in vain
 
 
 def test_a_poll_that_finds_nothing_says_nothing_was_left_behind(connections):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -12,15 +13,14 @@ from typing import Any
 
 import psycopg
 import pytest
-import worker_fixtures
 from worker_fixtures import job_count, ledger, locked_ids, scalar, wait_for
 from worker_jobs import Block, Record
 
 from que import Que, sql
-from que.worker import PoolSettings, WorkerPool, inprocess, locks
-
-_worker_ledger_table = worker_fixtures._worker_ledger_table
-worker_db = worker_fixtures.worker_db
+from que.worker import PoolSettings, WorkerPool, inprocess, locks, poller
+from que.worker.buffer import Slots
+from que.worker.locks import WorkerLock
+from que.worker.settings import ANY_PRIORITY
 
 FAST = {"poll_interval": 0.05, "wait_period": 0.01}
 
@@ -131,11 +131,53 @@ def test_a_job_locked_after_it_was_worked_elsewhere_is_unlocked_and_skipped(
     with psycopg.connect(que_database_url, autocommit=True) as connection:
         rows = locks.lock_rows(connection, [gone.id, later.id, ready.id, held.id], None)
         assert [row["id"] for row in rows] == [ready.id]
-        assert rows[0]["args"] == ["ready"]
+        assert rows[0]["priority"] == 100 and set(rows[0]) == {"id", "priority", "run_at"}
         assert locked_ids(worker_db) == {ready.id, held.id}  # held: by worker_db only
         locks.unlock(connection, [ready.id])
     worker_db.execute("SELECT pg_advisory_unlock(%s)", [held.id])
     assert locked_ids(worker_db) == set()
+
+
+WORKER_LOCK = (  # a worker's own lock on a job, as que.sql takes it
+    "SELECT pg_advisory_lock((%(id)s::bigint >> 32)::integer, %(id)s::bigint::bit(32)::integer)"
+)
+
+
+def test_a_job_whose_worker_lock_is_held_elsewhere_is_neither_polled_nor_taken(
+    que_database_url, worker_db
+):
+    running = Record.enqueue("running elsewhere")
+    free = Record.enqueue("free")
+    worker_db.execute(WORKER_LOCK, {"id": running.id})  # as a worker of another process
+    with psycopg.connect(que_database_url, autocommit=True) as connection:
+        announced = locks.lock_rows(connection, [running.id, free.id], None)
+        assert [row["id"] for row in announced] == [free.id]
+        locks.unlock(connection, [free.id])
+        polled = poller.poll(connection, "default", Slots([ANY_PRIORITY] * 2), held=(), now=None)
+        assert [row["id"] for row in polled.rows] == [free.id]
+        assert locked_ids(worker_db) == {free.id}  # the running job's id lock was let go
+        locks.unlock(connection, [free.id])
+    worker_db.execute("SELECT pg_advisory_unlock_all()")
+
+
+def test_a_worker_claims_a_job_and_reads_its_row_only_while_no_other_worker_holds_it(
+    que_database_url, worker_db
+):
+    job = Record.enqueue("claimed", 0.5)
+    worker_db.execute(WORKER_LOCK, {"id": job.id})
+    with psycopg.connect(que_database_url) as connection:
+        assert WorkerLock(job.id, None).claim(connection) is None
+        connection.rollback()
+        worker_db.execute("SELECT pg_advisory_unlock_all()")
+        row = WorkerLock(job.id, None).claim(connection)
+        assert row is not None and row["id"] == job.id
+        assert json.loads(row["args"]) == ["claimed", 0.5]  # decoded by the runner
+        other = WorkerLock(job.id, None)
+        with psycopg.connect(que_database_url) as second:
+            assert not other.reclaim(second)  # held for the rest of the transaction
+        connection.rollback()
+        with psycopg.connect(que_database_url) as second:
+            assert other.reclaim(second)
 
 
 def test_stopping_releases_buffered_jobs_at_once_and_lets_running_ones_finish(

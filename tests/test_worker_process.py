@@ -5,15 +5,10 @@ from __future__ import annotations
 import signal
 import time
 
-import worker_fixtures
 from worker_fixtures import job_count, ledger, locked_ids, scalar, wait_for
 from worker_jobs import Block, Record
 
 from que import Que
-
-_worker_ledger_table = worker_fixtures._worker_ledger_table
-worker_db = worker_fixtures.worker_db
-que_processes = worker_fixtures.que_processes
 
 
 def stop(process, expected_code=0):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -35,14 +35,13 @@ class JobKey(NamedTuple):
 
 @dataclass(frozen=True, order=True)
 class BufferedJob:
-    """A job this process has locked, with the row read after locking it."""
+    """A job this process has locked, known by what orders it: its worker reads the row."""
 
     key: JobKey
-    row: dict[str, Any] = field(compare=False, repr=False)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> BufferedJob:
-        return cls(JobKey(row["priority"], row["run_at"], row["id"]), row)
+        return cls(JobKey(row["priority"], row["run_at"], row["id"]))
 
     @property
     def id(self) -> int:

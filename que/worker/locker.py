@@ -9,7 +9,10 @@ the buffer runs low.
 
 If the connection is lost, the locks went with it: buffered jobs are dropped
 (any process may take them now), and the locker reconnects with back-off,
-locks the jobs still running here again, and carries on.
+locks the jobs still running here again, and carries on. Their workers' own
+locks keep them from running elsewhere meanwhile (see ``que.worker.locks``).
+Only a lost connection is handled so: any other error is a bug, logged as
+``locker_crashed``, and it stops the pool with :attr:`Locker.failure` set.
 
 Times compared with job times come from ``config.now()`` (the job clock, which
 tests may freeze); the locker's own waits use the real monotonic clock.
@@ -33,7 +36,7 @@ from psycopg.conninfo import conninfo_to_dict
 from que import db, sql
 from que.config import config
 from que.connection import Connection
-from que.job import error_message
+from que.job import error_backtrace, error_message
 from que.log import log_event
 from que.worker import listener, locks, poller
 from que.worker._clock import monotonic
@@ -81,16 +84,14 @@ class Locker:
         """The lock connection's backend pid (the ``que_lockers`` row's pid)."""
         self.polls = 0
         self.reconnects = 0
+        self.failure: BaseException | None = None
+        """What stopped the pool, if a bug did rather than a request."""
 
     # -- used from other threads -------------------------------------------------------
 
     @property
     def stopping(self) -> threading.Event:
         return self._stopping
-
-    @property
-    def held_count(self) -> int:
-        return len(self._held)
 
     def start(self) -> None:
         """Connect and register (errors propagate to the caller), then run in a thread."""
@@ -102,14 +103,11 @@ class Locker:
             raise
         self._thread.start()
 
-    def job_finished(self, job_id: int, destroy: bool = False) -> None:
-        """A worker is done with ``job_id`` (committed or rolled back): release its lock.
-
-        With ``destroy``, the job succeeded and left its default destroy to the
-        pool: its row is deleted before its lock is released. Both happen in
-        batches, the next time the locker wakes.
-        """
-        self._finished.put((job_id, destroy))
+    def job_finished(self, job_id: int, settled: bool) -> None:
+        """A worker is done with ``job_id`` (committed or rolled back): release its
+        lock, with others, the next time the locker wakes. ``settled``: the job
+        will not be ready again (destroyed, finished or expired)."""
+        self._finished.put((job_id, settled))
 
     def wake(self) -> None:
         """Make the locker look at its state now rather than at the end of its wait."""
@@ -121,6 +119,12 @@ class Locker:
         """Begin shutting down; safe to call from a signal handler."""
         self._stopping.set()
         self.wake()
+
+    def fail(self, error: BaseException) -> None:
+        """Stop the pool because of a bug (logged by the caller)."""
+        if self.failure is None:
+            self.failure = error
+        self.request_stop()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the locker (and so every worker) to be done; ``False`` on timeout."""
@@ -164,17 +168,18 @@ class Locker:
 
     def _relock(self, connection: Connection) -> None:
         """After a reconnect: lock the jobs still running here again."""
-        finished = self._drain_finished()
-        locks.destroy(connection, [job_id for job_id, destroy in finished if destroy])
-        self._held.difference_update(job_id for job_id, _ in finished)
+        # The locks of the jobs finished meanwhile died with the old connection.
+        self._held.difference_update(job_id for job_id, _ in self._drain_finished())
         if not self._held:
             return
         relocked = set(locks.try_lock(connection, self._held))
         lost = sorted(self._held - relocked)
         if lost:
             log_event(logging.WARNING, "job_lock_lost", job_ids=lost,
-                      detail="another process locked these jobs while the lock "
-                             "connection was down; they may run twice")
+                      detail="another session took these jobs' locks while the lock "
+                             "connection was down; their workers' own locks keep other que "
+                             "processes from running them, and they commit only while "
+                             "those are held")
         self._held = relocked
 
     def _lost(self, error: BaseException) -> None:
@@ -204,6 +209,8 @@ class Locker:
                     try:
                         self._connect()
                     except Exception as error:
+                        if not db.connection_lost(error):
+                            raise
                         backoff = _next_backoff(backoff)
                         log_event(logging.ERROR, "locker_connect_failed",
                                   error=error_message(error), retry_in=backoff)
@@ -215,8 +222,15 @@ class Locker:
                     self._cycle(self._require_connection())
                     backoff = 0.0
                 except Exception as error:
+                    if not db.connection_lost(error):
+                        raise
                     self._lost(error)
                     backoff = _next_backoff(backoff)
+        except BaseException as error:
+            log_event(logging.CRITICAL, "locker_crashed", error=error_message(error),
+                      backtrace=error_backtrace(error),
+                      detail="a bug stopped the worker pool; running jobs finish first")
+            self.failure = error
         finally:
             self._shutdown()
 
@@ -301,19 +315,16 @@ class Locker:
         finished = self._drain_finished()
         if not finished:
             return
-        destroyed = [job_id for job_id, destroy in finished if destroy]
         ids = [job_id for job_id, _ in finished]
-        if len(destroyed) < len(ids):  # a job that failed or resolved itself: ready again?
+        if not all(settled for _, settled in finished):  # ready again, perhaps
             self._schedule.forget_resume_points()
         try:
-            locks.destroy(connection, destroyed)  # committed before any lock is released
             self._release(connection, ids)
         except BaseException:
-            for item in finished:  # still to settle, on the next connection
+            for item in finished:  # still to release, or forget on the next connection
                 self._finished.put(item)
             raise
-        log_event(logging.DEBUG, "jobs_unlocked", internal=True, job_ids=ids,
-                  destroyed=destroyed)
+        log_event(logging.DEBUG, "jobs_unlocked", internal=True, job_ids=ids)
 
     def _wait(self, timeout: float, connection: Connection | None = None) -> None:
         """Sleep until woken, a notification arrives, or ``timeout`` seconds pass."""

@@ -1,13 +1,17 @@
-"""Advisory locks on the locker's connection: take them, check the rows, give them back.
+"""Advisory locks: the locker's id locks, and each worker's own lock on the job it runs.
 
-Only the locker thread calls these, on its dedicated connection, which holds
-every lock of the process. A lock is keyed by the job id.
+The locker calls the functions here on its dedicated connection, which holds
+every id lock of the process (a lock keyed by the job id, as Ruby Que's). A
+worker takes a :class:`WorkerLock` on its own connection at the start of each
+transaction of its job: the second lock that keeps a job from running in two
+processes, and from committing, should the id lock be lost (see ``que.sql``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,25 +21,15 @@ from que.log import log_event
 
 
 def try_lock(connection: Connection, ids: Collection[int]) -> list[int]:
-    """Lock what can be locked of ``ids`` (none of them held already); return those ids."""
+    """Lock again what can be locked of ``ids``, jobs this process's workers run."""
     if not ids:
         return []
-    return _locked_ids(db.run(connection, sql.LOCK_JOBS, {"ids": list(ids)}))
+    return _locked_ids(db.run(connection, sql.RELOCK_JOBS, {"ids": list(ids)}))
 
 
 def _locked_ids(results: list[dict[str, Any]]) -> list[int]:
-    """The ids LOCK_JOBS could lock."""
+    """The ids a lock statement could lock."""
     return [row["id"] for row in results if row["locked"]]
-
-
-def destroy(connection: Connection, ids: Collection[int]) -> None:
-    """Delete the rows of jobs whose default destroy the pool took over.
-
-    The lock connection is in autocommit mode, so the delete is committed before
-    the locks are released: no other process can lock a job and still see its row.
-    """
-    if ids:
-        db.run(connection, sql.DESTROY_JOBS, {"ids": list(ids)})
 
 
 def unlock(connection: Connection, ids: Iterable[int]) -> None:
@@ -53,10 +47,11 @@ def unlock(connection: Connection, ids: Iterable[int]) -> None:
 def lock_rows(
     connection: Connection, ids: Collection[int], now: datetime | None
 ) -> list[dict[str, Any]]:
-    """Lock jobs and read their rows, in one round trip; return the rows to work.
+    """Lock announced jobs no worker runs and read their keys, in one round trip.
 
-    The rows are read by a second statement, which sees what was committed
-    before it began, so after the locks were taken (see :func:`check_rows`).
+    The keys are read by a second statement, which sees what was committed
+    before it began, so after the locks were taken: a job finished just before
+    it was locked is let go again.
     """
     if not ids:
         return []
@@ -64,31 +59,42 @@ def lock_rows(
         (sql.LOCK_JOBS, {"ids": list(ids)}),
         (sql.CHECK_LOCKED_JOBS, {"ids": list(ids), "now": now}),
     ])
-    return _still_there(connection, _locked_ids(results), rows)
-
-
-def check_rows(
-    connection: Connection, locked: Collection[int], now: datetime | None
-) -> list[dict[str, Any]]:
-    """Read the rows of jobs just locked; unlock the ones that are no longer there to work.
-
-    Advisory locks are not MVCC: a job locked just after another process
-    finished it has no row, or a finished, expired or rescheduled one, by the
-    time it is read again in a new snapshot.
-    """
-    if not locked:
-        return []
-    rows = db.run(connection, sql.CHECK_LOCKED_JOBS, {"ids": list(locked), "now": now})
-    return _still_there(connection, locked, rows)
-
-
-def _still_there(
-    connection: Connection, locked: Collection[int], rows: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """The rows of the ``locked`` jobs; the locks of jobs without one are released."""
+    locked = _locked_ids(results)
     found = {row["id"]: row for row in rows}
     gone = [job_id for job_id in locked if job_id not in found]
     if gone:
         unlock(connection, gone)
         log_event(logging.DEBUG, "jobs_gone_after_lock", internal=True, job_ids=gone)
     return [found[job_id] for job_id in locked if job_id in found]
+
+
+@dataclass(frozen=True)
+class WorkerLock:
+    """A worker's own lock on job ``job_id`` (a :class:`que.runner.Guard`)."""
+
+    job_id: int
+    now: datetime | None
+    """The job clock's time when the worker took the job: the row must be ready then."""
+
+    def claim(self, connection: Connection) -> dict[str, Any] | None:
+        """Take the lock and read the row, in one round trip; ``None`` if a worker of
+        another process holds the lock or the job is no longer there to run."""
+        (claim,), rows = db.run_together(connection, [
+            (sql.CLAIM_JOB, {"id": self.job_id}),
+            (sql.READ_CLAIMED_JOB, {"ids": [self.job_id], "now": self.now}),
+        ])
+        if not claim["claimed"]:
+            log_event(logging.WARNING, "job_lock_lost", job_ids=[self.job_id],
+                      detail="a worker of another process is running this job, which this "
+                             "process had locked before its lock connection was lost; "
+                             "it is not run here")
+            return None
+        if not rows:
+            log_event(logging.DEBUG, "jobs_gone_after_lock", internal=True,
+                      job_ids=[self.job_id])
+            return None
+        return rows[0]
+
+    def reclaim(self, connection: Connection) -> bool:
+        (claim,) = db.run(connection, sql.CLAIM_JOB, {"id": self.job_id})
+        return bool(claim["claimed"])

@@ -32,7 +32,8 @@ from que.worker.settings import MOST_IMPORTANT_PRIORITY
 
 MAXIMUM_POLL_WALK = 100_000  # jobs one poll may pass over because other sessions hold them
 QUEUE_START = JobKey(MOST_IMPORTANT_PRIORITY - 1, datetime.min.replace(tzinfo=UTC), 0)
-"""A key before every job's (priorities are smallints): where a full walk starts."""
+"""A key before every job's (priorities are smallints): where a full walk starts
+(in the database, from a run_at of -infinity)."""
 
 
 @dataclass
@@ -63,26 +64,23 @@ def poll(
     """
     if not slots:
         return PollResult([], more=True)
-    start = start or QUEUE_START
+    # A full walk starts before every job, -infinity run_at included.
+    from_key = (QUEUE_START.priority, "-infinity", QUEUE_START.id) if start is None else start
     candidates = db.run(connection, sql.POLL_JOBS, {
         "queue": queue, "now": now, "held": sorted(held), "slots": slots.limits,
-        "walk": MAXIMUM_POLL_WALK, "from_priority": start.priority,
-        "from_run_at": start.run_at, "from_id": start.id,
+        "walk": MAXIMUM_POLL_WALK, "from_priority": from_key[0],
+        "from_run_at": from_key[1], "from_id": from_key[2],
     })
-    chosen: dict[int, int] = {}  # job id -> the limit of the slot it filled
+    rows: list[dict[str, Any]] = []
     unwanted: list[int] = []
     for candidate in candidates:
-        filled = None if unwanted else slots.fill(candidate["priority"])
-        if filled is None:
+        if unwanted or slots.fill(candidate["priority"]) is None:
             unwanted.append(candidate["id"])
         else:
-            chosen[candidate["id"]] = filled
+            rows.append(candidate)
+    # A job finished elsewhere between the walk's snapshot and its lock is let
+    # go by the worker that claims it, which reads the row in a later snapshot.
     locks.unlock(connection, unwanted)
-    rows = locks.check_rows(connection, list(chosen), now)
-    found = {row["id"] for row in rows}
-    for job_id, filled in chosen.items():
-        if job_id not in found:
-            slots.free(filled)
     resume_from = None
     if candidates and candidates[0]["head_id"] != candidates[0]["id"]:  # passed held jobs
         first = candidates[0]

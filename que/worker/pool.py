@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from que import db
 from que.config import config
+from que.job import error_message
 from que.log import log_event
 from que.worker.buffer import JobBuffer
 from que.worker.locker import Locker
@@ -89,6 +90,12 @@ class WorkerPool:
         return self._locker is not None and self._locker.alive
 
     @property
+    def failure(self) -> BaseException | None:
+        """The bug that stopped the pool (logged as ``locker_crashed`` or
+        ``worker_crashed``), if one did."""
+        return self._locker.failure if self._locker is not None else None
+
+    @property
     def queues(self) -> dict[str, float]:
         """The queues worked, with their poll intervals (seconds)."""
         if self._queues is None:
@@ -115,7 +122,7 @@ class WorkerPool:
             buffer.on_room = locker.wake
             workers = [
                 Worker(index, threshold, buffer=buffer, finished=locker.job_finished,
-                       stopping=locker.stopping, fatal=locker.request_stop)
+                       stopping=locker.stopping, fail=locker.fail)
                 for index, threshold in enumerate(settings.worker_priorities, start=1)
             ]
             try:
@@ -156,7 +163,10 @@ class WorkerPool:
             return False
         if self._state != "stopped":
             self._state = "stopped"
-            log_event(logging.INFO, "worker_pool_stopped", locker_pid=locker.backend_pid)
+            failure = locker.failure
+            log_event(logging.ERROR if failure else logging.INFO, "worker_pool_stopped",
+                      locker_pid=locker.backend_pid,
+                      failure=None if failure is None else error_message(failure))
         return True
 
     def stop(self, timeout: float | None = None) -> bool:

@@ -1,9 +1,10 @@
 """Worker threads: each takes jobs up to its priority threshold and runs them.
 
-A job runs through :func:`que.runner.run_job` (the same code path as sync mode
-and the inline runner) on a connection checked out of ``Que.connection`` for the
-job, so the job's own ``Que.transaction()`` and resolve helpers use it. When the
-job is done, its id goes back to the locker, which releases the lock.
+A job runs through :func:`que.runner.run_guarded_job` (the code path of sync
+mode and the inline runner, with the worker's own lock on the job) on a
+connection checked out of ``Que.connection`` for the job, so the job's own
+``Que.transaction()`` and resolve helpers use it. When the job is done, its id
+goes back to the locker, which releases the lock.
 """
 
 from __future__ import annotations
@@ -13,14 +14,19 @@ import threading
 from collections.abc import Callable
 
 from que import db
-from que.job import error_message
+from que.config import config
+from que.errors import ConnectionLost
+from que.job import error_backtrace, error_message
 from que.log import log_event
-from que.runner import run_job
+from que.runner import run_guarded_job
 from que.worker.buffer import JobBuffer
+from que.worker.locks import WorkerLock
 from que.worker.settings import describe_threshold
 
-BACKOFF_START = 0.1  # seconds to pause a worker after a database error; doubles each time
+BACKOFF_START = 0.1  # seconds to pause a worker after its connection was lost; doubles
 BACKOFF_MAXIMUM = 5.0  # seconds
+SETTLED = frozenset({"destroyed", "finished", "expired"})
+"""Resolutions after which a job is never ready again."""
 
 
 class Worker:
@@ -34,14 +40,14 @@ class Worker:
         buffer: JobBuffer,
         finished: Callable[[int, bool], None],
         stopping: threading.Event,
-        fatal: Callable[[], None],
+        fail: Callable[[BaseException], None],
     ) -> None:
         self.index = index
         self.threshold = threshold
         self._buffer = buffer
         self._finished = finished
         self._stopping = stopping
-        self._fatal = fatal
+        self._fail = fail
         self.current_job_id: int | None = None
         """The id of the job running now, if any."""
         self.thread = threading.Thread(
@@ -67,27 +73,28 @@ class Worker:
             if job is None:
                 return
             self.current_job_id = job.id
-            destroy = False
+            settled = False
             try:
-                with db.checkout():
-                    destroy = run_job(job.row, defer_destroy=True).destroy_deferred
+                result = run_guarded_job(WorkerLock(job.id, config.now()))
+                settled = result is not None and result.job.resolution in SETTLED
                 backoff = 0.0
             except Exception as error:
-                # The job's own errors are handled inside run_job; this is a failure
-                # to record them (a lost connection, say). The job's transaction
-                # rolled back and its row is untouched: once unlocked, it runs again.
+                if not (isinstance(error, ConnectionLost) or db.connection_lost(error)):
+                    # Not the job's doing (its errors are its own) nor the
+                    # database's: a bug in que, which must not pass unseen.
+                    log_event(logging.CRITICAL, "worker_crashed", job_id=job.id,
+                              error=error_message(error), backtrace=error_backtrace(error))
+                    self._fail(error)
+                    return
+                # The job's transaction rolled back and nothing was recorded: once
+                # its lock is released, it runs again.
                 backoff = min(BACKOFF_MAXIMUM, backoff * 2 or BACKOFF_START)
                 log_event(logging.ERROR, "worker_error", job_id=job.id,
-                          error=error_message(error), retry_in=backoff)
-            except BaseException as error:
-                log_event(logging.ERROR, "worker_stopped", job_id=job.id,
-                          error=error_message(error),
-                          detail="a job raised an exception that stops the process; "
-                                 "its transaction was rolled back and it will run again")
-                self._fatal()
-                return
+                          error=error_message(error), retry_in=backoff,
+                          detail="the connection was lost while the job ran; it will run "
+                                 "again")
             finally:
                 self.current_job_id = None
-                self._finished(job.id, destroy)
+                self._finished(job.id, settled)
             if backoff:
                 self._stopping.wait(backoff)

@@ -1,0 +1,66 @@
+"""Job classes for the fault suite, imported by the test process and by `que` processes.
+
+Every job keeps two ledgers. ``fault_ledger`` (a unique key) is written in the
+job's own transaction, so it holds exactly the work that committed: a second
+commit of the same job would violate the key. ``fault_attempts`` is written on
+a separate autocommit connection as each attempt starts and ends, so it keeps
+attempts that rolled back too: two attempts of one key whose times overlap in
+two processes are a job that ran twice at the same moment.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import psycopg
+
+from que import Job, Que
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS fault_ledger (
+  key text PRIMARY KEY,
+  pid integer NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fault_attempts (
+  id         bigserial PRIMARY KEY,
+  key        text NOT NULL,
+  pid        integer NOT NULL,
+  started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  ended_at   timestamptz
+);
+"""
+ATTEMPTS_APPLICATION_NAME = "fault-attempts"  # never a backend the fault suite terminates
+
+_local = threading.local()
+
+
+def _attempts_connection() -> psycopg.Connection[Any]:
+    connection: psycopg.Connection[Any] | None = getattr(_local, "connection", None)
+    if connection is None or connection.closed:
+        connection = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True,
+                                     application_name=ATTEMPTS_APPLICATION_NAME)
+        _local.connection = connection
+    return connection
+
+
+class Ledger(Job, name="fault_jobs.Ledger"):
+    """Record ``key`` in both ledgers and destroy itself in the same transaction."""
+
+    def run(self, key: str, sleep: float = 0.0) -> None:
+        attempts = _attempts_connection()
+        row = attempts.execute(
+            "INSERT INTO fault_attempts (key, pid) VALUES (%s, %s) RETURNING id",
+            [key, os.getpid()],
+        ).fetchone()
+        assert row is not None
+        try:
+            Que.execute("INSERT INTO fault_ledger (key, pid) VALUES (%s, %s)", [key, os.getpid()])
+            if sleep:
+                time.sleep(sleep)
+            self.destroy()
+        finally:
+            attempts.execute("UPDATE fault_attempts SET ended_at = clock_timestamp() "
+                             "WHERE id = %s", [row[0]])
