@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeAlias
 
@@ -54,6 +54,7 @@ class Config:
         self.log_formatter: LogFormatter | None = None
         self.job_middleware: list[JobMiddleware] = []
         self.sql_middleware: list[SQLMiddleware] = []
+        self._job_module_prefixes: tuple[str, ...] = ()
 
     @property
     def mode(self) -> Mode:
@@ -66,6 +67,30 @@ class Config:
                 f"Que.mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}"
             )
         self._mode = mode
+
+    @property
+    def job_module_prefixes(self) -> tuple[str, ...]:
+        """Modules a worker may import to find a job's class, besides those imported
+        already: each prefix allows that module and the modules below it."""
+        return self._job_module_prefixes
+
+    @job_module_prefixes.setter
+    def job_module_prefixes(self, prefixes: Iterable[str]) -> None:
+        if isinstance(prefixes, str):
+            raise ConfigurationError(
+                f"Que.job_module_prefixes takes a list of module names, not the string "
+                f"{prefixes!r}: write [{prefixes!r}]"
+            )
+        checked = tuple(prefixes)
+        for prefix in checked:
+            if not isinstance(prefix, str) or not all(
+                part.isidentifier() for part in prefix.split(".")
+            ):
+                raise ConfigurationError(
+                    f"Que.job_module_prefixes: {prefix!r} is not a module name "
+                    "(such as 'myapp.jobs')"
+                )
+        self._job_module_prefixes = checked
 
     def now(self) -> datetime | None:
         """The clock's current time (``None``: let the database decide)."""

@@ -19,6 +19,10 @@ class JobOptionError(Error, ValueError):
         self.option = option
 
 
+class JobDefinitionError(Error, TypeError):
+    """A ``Job`` subclass that que cannot run as it is written."""
+
+
 class SerializationError(Error, TypeError):
     """Job arguments that cannot be stored as JSON."""
 
@@ -26,13 +30,16 @@ class SerializationError(Error, TypeError):
 class UnknownJobClass(Error):
     """A job row names a class that cannot be found in this process."""
 
-    def __init__(self, job_class: str) -> None:
-        super().__init__(
-            f"no job class named {job_class!r}: import the module that defines it "
-            "(for the `que` command, pass it as an argument) or register a class "
-            f"with `class MyJob(Job, name={job_class!r})`"
+    def __init__(self, job_class: str, reason: str | None = None) -> None:
+        remedy = (
+            "import the module that defines it (for the `que` command, pass it as an "
+            "argument), allow importing it with Que.job_module_prefixes, or register a "
+            f"class with `class MyJob(Job, name={job_class!r})`"
         )
+        super().__init__(f"no job class named {job_class!r}: "
+                         + (f"{reason}; fix the module or " if reason else "") + remedy)
         self.job_class = job_class
+        self.reason = reason
 
 
 class ConnectionLost(Error):

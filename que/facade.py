@@ -47,6 +47,7 @@ class QueFacade:
     logger: _Setting[logging.Logger] = _Setting()
     internal_logger: _Setting[logging.Logger] = _Setting()
     log_formatter: _Setting[LogFormatter | None] = _Setting()
+    job_module_prefixes: _Setting[tuple[str, ...]] = _Setting()
 
     @property
     def connection(self) -> ConnectionSource:

@@ -10,6 +10,7 @@ roll back with the job's own writes.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import traceback
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from que import db, registry, sql
 from que.config import config
+from que.errors import JobDefinitionError
 from que.log import log_event
 
 if TYPE_CHECKING:
@@ -66,6 +68,12 @@ class Job:
 
     def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if inspect.iscoroutinefunction(cls.run) or inspect.isasyncgenfunction(cls.run):
+            raise JobDefinitionError(
+                f"{cls.__qualname__}.run is an async function, which que's workers cannot "
+                "await yet: its coroutine would never run. Write `def run(...)`, and call "
+                "async code from it with asyncio.run(...)"
+            )
         cls.job_name = name if name is not None else f"{cls.__module__}.{cls.__qualname__}"
         if "<locals>" not in cls.job_name:  # a worker could never find it by name
             registry.register(cls)
@@ -147,11 +155,14 @@ class Job:
         self.resolution = resolution
         if self.id is None:
             return True
-        rows = db.execute(statement, {"id": self.id, "now": config.now(), **params})
-        if not rows:
-            log_event(logging.WARNING, "job_race_condition", job_id=self.id, action=resolution,
-                      detail="the job's row was already gone")
+        self.resolved(db.execute(statement, {"id": self.id, "now": config.now(), **params}))
         return True
+
+    def resolved(self, rows: list[dict[str, Any]]) -> None:
+        """Check what a resolve statement returned: no row, and it was gone already."""
+        if not rows:
+            log_event(logging.WARNING, "job_race_condition", job_id=self.id,
+                      action=self.resolution, detail="the job's row was already gone")
 
     # -- settings and enqueue ------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 A class is stored under its import path (``billing.jobs.ChargeCard``) unless it
 declares another name (``class ChargeCard(Job, name="ChargeCreditCard")``), for
-example to share a queue with a Ruby app. Workers look names up here first, then
-try to import a dotted path.
+example to share a queue with a Ruby app. Workers look names up here first.
+They import a module to find a class only where ``Que.job_module_prefixes``
+allows it: a row names its class, and on a database other apps write to, a row
+must not be able to make a worker import whatever is on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING
 
+from que.config import config
 from que.errors import UnknownJobClass
 from que.log import log_event
 
@@ -41,7 +44,9 @@ def find(name: str) -> type[Job] | None:
 
 
 def resolve(name: str) -> type[Job]:
-    """The class stored as ``name``: registered, or importable by its dotted path."""
+    """The class stored as ``name``: registered, or found by importing its module
+    where ``Que.job_module_prefixes`` allows it. A module that fails to import is
+    reported as the reason the class is unknown."""
     found = _classes.get(name)
     if found is None:
         _import_owner(name)
@@ -51,12 +56,27 @@ def resolve(name: str) -> type[Job]:
     return found
 
 
+def _allowed(module: str) -> bool:
+    return any(module == prefix or module.startswith(f"{prefix}.")
+               for prefix in config.job_module_prefixes)
+
+
 def _import_owner(name: str) -> None:
-    """Import the longest module prefix of a dotted name, which registers its classes."""
+    """Import the longest allowed module prefix of a dotted name, which registers
+    its classes."""
     parts = name.split(".")
     for end in range(len(parts) - 1, 0, -1):
-        try:
-            importlib.import_module(".".join(parts[:end]))
-        except ImportError:
+        module = ".".join(parts[:end])
+        if not _allowed(module):
             continue
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as missing:
+            if missing.name is not None and (module + ".").startswith(missing.name + "."):
+                continue  # this module does not exist: a shorter prefix, perhaps
+            raise UnknownJobClass(name, f"importing {module!r} failed: {missing}") from missing
+        except (Exception, SystemExit) as error:  # whatever the module does at import
+            raise UnknownJobClass(
+                name, f"importing {module!r} raised {type(error).__qualname__}: {error}"
+            ) from error
         return

@@ -22,6 +22,7 @@ from que.worker.buffer import JobKey
 from que.worker.settings import ANY_PRIORITY, MOST_IMPORTANT_PRIORITY
 
 CHANNEL_PREFIX = "que_listener_"
+MAXIMUM_JOB_ID = 2**63 - 1  # que_jobs.id is a bigint: a larger id names no job
 MESSAGE_TYPE = "job_available"
 
 
@@ -50,8 +51,8 @@ def parse(payload: str) -> Announcement:
     if message.get("message_type") != MESSAGE_TYPE:
         raise ValueError(f"message_type is {message.get('message_type')!r}, not {MESSAGE_TYPE!r}")
     job_id, queue, priority = message.get("id"), message.get("queue"), message.get("priority")
-    if isinstance(job_id, bool) or not isinstance(job_id, int) or job_id <= 0:
-        raise ValueError(f"id must be a positive integer, not {job_id!r}")
+    if isinstance(job_id, bool) or not isinstance(job_id, int) or not 0 < job_id <= MAXIMUM_JOB_ID:
+        raise ValueError(f"id must be a positive bigint, not {job_id!r}")
     if not isinstance(queue, str):
         raise ValueError(f"queue must be a string, not {queue!r}")
     if (
