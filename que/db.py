@@ -94,20 +94,6 @@ def run_together(
             cursor.close()
 
 
-def run_and_commit(connection: Connection, statement: str, params: Params = None) -> list[Row]:
-    """Run the last statement of the connection's transaction and commit it, in one
-    round trip (pipeline mode; one after the other where libpq has none)."""
-    if not Pipeline.is_supported():
-        rows = run(connection, statement, params)
-        connection.commit()
-        return rows
-    with connection.cursor(row_factory=dict_row) as cursor:
-        with connection.pipeline():
-            _through_middleware(statement, params, partial(cursor.execute, statement, params))
-            connection.commit()
-        return _rows(cursor)
-
-
 def _rows(cursor: Cursor[Row]) -> list[Row]:
     result = cursor.pgresult  # (cheaper to ask than cursor.description)
     if result is None or result.status != pq.ExecStatus.TUPLES_OK:

@@ -155,14 +155,11 @@ class Job:
         self.resolution = resolution
         if self.id is None:
             return True
-        self.resolved(db.execute(statement, {"id": self.id, "now": config.now(), **params}))
-        return True
-
-    def resolved(self, rows: list[dict[str, Any]]) -> None:
-        """Check what a resolve statement returned: no row, and it was gone already."""
+        rows = db.execute(statement, {"id": self.id, "now": config.now(), **params})
         if not rows:
-            log_event(logging.WARNING, "job_race_condition", job_id=self.id,
-                      action=self.resolution, detail="the job's row was already gone")
+            log_event(logging.WARNING, "job_race_condition", job_id=self.id, action=resolution,
+                      detail="the job's row was already gone")
+        return True
 
     # -- settings and enqueue ------------------------------------------------------
 

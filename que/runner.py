@@ -23,15 +23,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Protocol
 
 from psycopg import pq
 
-from que import db, registry, sql
+from que import db, registry
 from que.config import config
 from que.connection import Connection
 from que.errors import ConnectionLost, Error, JobExited, LockLost
@@ -87,10 +86,10 @@ def run_job(row: dict[str, Any], *, job: Job | None = None, reraise: bool = Fals
         if job is None:
             job = _instantiate(row)
         if job.id is None:
-            _work(job, None)
+            _work(job)
         else:
-            with db.checkout() as connection, _job_transaction(connection) as transaction:
-                _work(job, transaction)
+            with db.checkout() as connection, _job_transaction(connection):
+                _work(job)
     except Exception as failure:
         error = failure
     result = _finish(job or Job(row), error, started, guard=None)
@@ -110,12 +109,12 @@ def run_guarded_job(guard: Guard) -> JobResult | None:
     job: Job | None = None
     error: Exception | None = None
     try:
-        with db.checkout() as connection, _job_transaction(connection) as transaction:
+        with db.checkout() as connection, _job_transaction(connection):
             row = guard.claim(connection)
             if row is None:
                 return None
             job = _instantiate(row, decode=True)
-            _work(job, transaction)
+            _work(job)
     except BaseException as failure:
         if row is None:  # the claim itself failed: no job to blame
             raise
@@ -131,21 +130,13 @@ def _instantiate(row: dict[str, Any], *, decode: bool = False) -> Job:
     return job_class(row)
 
 
-def _work(job: Job, transaction: _Transaction | None) -> None:
-    """Run the job and its resolve action, through the job middleware.
-
-    The plain default ``destroy`` is left to the job's transaction, which sends
-    it along with its commit.
-    """
+def _work(job: Job) -> None:
+    """Run the job and its resolve action, through the job middleware."""
     args, kwargs = job.attrs["args"], job.attrs["kwargs"]
 
     def work() -> None:
         job.run(*args, **kwargs)
-        if job.resolution is not None:
-            return
-        if transaction is not None and _plain_destroy(job):
-            transaction.destroy_at_commit(job)
-        else:
+        if job.resolution is None:
             job.default_resolve_action()
 
     try:
@@ -181,41 +172,17 @@ def _idle(connection: Connection) -> bool:
     return connection.info.transaction_status == pq.TransactionStatus.IDLE
 
 
-def _plain_destroy(job: Job) -> bool:
-    """Whether the job's resolve action is the plain destroy its transaction can do."""
-    return type(job).default_resolve_action is Job.default_resolve_action
-
-
-class _Transaction:
-    """A job's transaction; it may end with the job's destroy, sent with its commit."""
-
-    destroyed: Job | None = None
-
-    def destroy_at_commit(self, job: Job) -> None:
-        job.resolution = "destroyed"
-        self.destroyed = job
-
-    def destroy(self, run: Callable[[str, db.Params], list[dict[str, Any]]]) -> None:
-        job = self.destroyed
-        if job is not None:
-            job.resolved(run(sql.DESTROY_JOB, {"id": job.id}))
-
-
 @contextmanager
-def _job_transaction(connection: Connection) -> Iterator[_Transaction]:
+def _job_transaction(connection: Connection) -> Iterator[None]:
     """The transaction a job runs in: a savepoint inside an open transaction, a
     real one on an autocommit connection, else psycopg's implicit transaction,
-    which the job's first statement begins, and whose last statement (the job's
-    destroy) is sent with its commit, in one round trip."""
-    transaction = _Transaction()
+    which the job's first statement begins."""
     if connection.autocommit or not _idle(connection):
         with connection.transaction():
-            yield transaction
-            transaction.destroy(partial(db.run, connection))
+            yield
         return
     try:
-        yield transaction
-        transaction.destroy(partial(db.run_and_commit, connection))
+        yield
     except BaseException:
         connection.rollback()
         raise

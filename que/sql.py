@@ -334,19 +334,33 @@ SELECT t.id, pg_advisory_unlock(t.id) AS unlocked
 FROM unnest(%(ids)s::bigint[]) AS t (id)
 """
 
-# A worker begins its job's transaction by taking its own lock on the job: false
-# if a worker of another process holds it (it runs the job).
+# A worker begins its job's transaction by taking its own lock on the job.
 CLAIM_JOB: Final = """
 SELECT """ + _WORKER_LOCK.format(id="%(id)s::bigint") + """ AS claimed
 """
 
-# Then, in a later snapshot than the lock (so after any commit that released
-# it), the job's row, if it is still there to be worked. Its JSON columns come
-# as text, for the runner to decode: a row that cannot be decoded is that job's
-# error. %(ids)s holds the one id.
-READ_CLAIMED_JOB: Final = """
-SELECT j.id, j.priority, """ + _RUN_AT.format(table="j") + """,
-       j.job_class, j.error_count, j.last_error_message, j.queue, j.last_error_backtrace,
-       j.finished_at, j.expired_at, j.args::text AS args, j.data::text AS data,
-       j.job_schema_version, j.kwargs::text AS kwargs
-""" + _READY_BY_ID
+# The same, with the job's row if it is still there to be worked: false if a
+# worker of another process holds the lock (it runs the job). The row is read
+# only once the lock is taken, and FOR UPDATE reads its latest committed version,
+# not the statement's snapshot (which is older than the lock): a job another
+# worker finished and let go of a moment ago is not read. SKIP LOCKED: a row
+# some other transaction is changing is left for later, never waited for. Its
+# JSON columns come as text, for the runner to decode: a row that cannot be
+# decoded is that job's error.
+CLAIM_AND_READ_JOB: Final = """
+SELECT c.claimed, j.*
+FROM (""" + CLAIM_JOB.strip() + """) AS c
+LEFT JOIN LATERAL (
+  SELECT id, priority, """ + _RUN_AT.format(table="que_jobs") + """, job_class, error_count,
+         last_error_message, queue, last_error_backtrace, finished_at, expired_at,
+         args::text AS args, data::text AS data, job_schema_version, kwargs::text AS kwargs
+  FROM public.que_jobs
+  WHERE c.claimed
+    AND id = %(id)s::bigint
+    AND job_schema_version = 2
+    AND finished_at IS NULL
+    AND expired_at IS NULL
+    AND run_at <= coalesce(%(now)s::timestamptz, now())
+  FOR UPDATE SKIP LOCKED
+) AS j ON true
+"""

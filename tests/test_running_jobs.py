@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import pytest
 
-from que import Job, Que, default_retry_interval
+from que import ConfigurationError, Job, JobDefinitionError, Que, default_retry_interval
 
 T0 = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -381,3 +382,60 @@ def test_job_middleware_that_skips_call_next_counts_as_an_error(que_jobs, clock)
     assert Succeeds.ran == []
     assert summary.failed == 1
     assert only_job()["last_error_message"].startswith("Error: a job middleware did not call")
+
+
+def test_an_async_run_is_refused_when_the_class_is_defined():
+    with pytest.raises(JobDefinitionError, match=r"AsyncRun.run is an async function.*def run"):
+
+        class AsyncRun(Job):
+            async def run(self):
+                pass
+
+    assert issubclass(JobDefinitionError, TypeError)
+
+
+def insert_row(job_class):
+    Que.execute("INSERT INTO que_jobs (job_class, job_schema_version) VALUES (%s, 2)",
+                [job_class])
+
+
+def test_a_row_cannot_make_the_runner_import_a_module_outside_the_allowed_prefixes(
+    que_jobs, monkeypatch
+):
+    monkeypatch.delitem(sys.modules, "this", raising=False)
+    insert_row("this.Anything")
+    que_jobs.work()
+    assert "this" not in sys.modules
+    assert only_job()["last_error_message"].startswith(
+        "UnknownJobClass: no job class named 'this.Anything': import the module"
+    )
+    assert only_job()["error_count"] == 1
+
+
+def test_an_allowed_module_is_imported_to_find_a_class_and_its_failure_is_recorded(
+    que_jobs, monkeypatch, tmp_path
+):
+    (tmp_path / "allowed_jobs.py").write_text(
+        "from que import Job\n\n"
+        "class Found(Job, name='allowed_jobs.Found'):\n"
+        "    def run(self):\n"
+        "        self.finish()\n"
+    )
+    (tmp_path / "allowed_broken.py").write_text("raise ValueError('broken at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(Que, "job_module_prefixes", ["allowed_jobs", "allowed_broken"])
+    insert_row("allowed_jobs.Found")
+    insert_row("allowed_broken.Job")
+    que_jobs.work()
+    found, broken = sorted(Que.jobs(), key=lambda row: row["id"])
+    assert found["finished_at"] is not None
+    assert broken["last_error_message"].startswith(
+        "UnknownJobClass: no job class named 'allowed_broken.Job': importing "
+        "'allowed_broken' raised ValueError: broken at import; fix the module or"
+    )
+
+
+@pytest.mark.parametrize("prefixes", ["myapp.jobs", ["myapp..jobs"], [3]])
+def test_job_module_prefixes_must_be_module_names(prefixes):
+    with pytest.raises(ConfigurationError, match="job_module_prefixes"):
+        Que.job_module_prefixes = prefixes

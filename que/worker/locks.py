@@ -77,23 +77,21 @@ class WorkerLock:
     """The job clock's time when the worker took the job: the row must be ready then."""
 
     def claim(self, connection: Connection) -> dict[str, Any] | None:
-        """Take the lock and read the row, in one round trip; ``None`` if a worker of
+        """Take the lock and read the row, in one statement; ``None`` if a worker of
         another process holds the lock or the job is no longer there to run."""
-        (claim,), rows = db.run_together(connection, [
-            (sql.CLAIM_JOB, {"id": self.job_id}),
-            (sql.READ_CLAIMED_JOB, {"ids": [self.job_id], "now": self.now}),
-        ])
-        if not claim["claimed"]:
+        (row,) = db.run(connection, sql.CLAIM_AND_READ_JOB, {"id": self.job_id, "now": self.now})
+        claimed = row.pop("claimed")
+        if not claimed:
             log_event(logging.WARNING, "job_lock_lost", job_ids=[self.job_id],
                       detail="a worker of another process is running this job, which this "
                              "process had locked before its lock connection was lost; "
                              "it is not run here")
             return None
-        if not rows:
+        if row["id"] is None:
             log_event(logging.DEBUG, "jobs_gone_after_lock", internal=True,
                       job_ids=[self.job_id])
             return None
-        return rows[0]
+        return row
 
     def reclaim(self, connection: Connection) -> bool:
         (claim,) = db.run(connection, sql.CLAIM_JOB, {"id": self.job_id})

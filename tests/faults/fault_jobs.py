@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS fault_attempts (
 """
 ATTEMPTS_APPLICATION_NAME = "fault-attempts"  # never a backend the fault suite terminates
 
+# A row may name a class in these modules, which the worker imports on demand.
+Que.job_module_prefixes = ["fault_modules"]
+
 _local = threading.local()
 
 
@@ -64,3 +67,12 @@ class Ledger(Job, name="fault_jobs.Ledger"):
         finally:
             attempts.execute("UPDATE fault_attempts SET ended_at = clock_timestamp() "
                              "WHERE id = %s", [row[0]])
+
+
+class Raises(Job, name="fault_jobs.Raises"):
+    """Raises what it is told to: ``SystemExit``, ``KeyboardInterrupt`` or ``BaseException``."""
+
+    def run(self, what: str) -> None:
+        raised = {"SystemExit": SystemExit(3), "KeyboardInterrupt": KeyboardInterrupt(),
+                  "BaseException": BaseException("bare")}[what]
+        raise raised

@@ -1,0 +1,5 @@
+"""Exits at import."""
+
+import sys
+
+sys.exit(4)

@@ -1,0 +1,3 @@
+"""Raises at import."""
+
+raise RuntimeError("this module cannot be imported")
