@@ -205,6 +205,12 @@ DELETE FROM public.que_jobs
 # the first moment it does: such a job is ready, and runs, like any other.
 _RUN_AT = "greatest({table}.run_at, '0001-01-01 00:00:00+00'::timestamptz) AS run_at"
 
+# What makes a job ready to work now, by its own columns.
+_READY = """job_schema_version = 2
+    AND finished_at IS NULL
+    AND expired_at IS NULL
+    AND run_at <= coalesce(%(now)s::timestamptz, now())"""
+
 # The worker's lock of job %(id)s, taken for the current transaction.
 _WORKER_LOCK = "pg_try_advisory_xact_lock(({id} >> 32)::integer, {id}::bit(32)::integer)"
 
@@ -275,10 +281,7 @@ WITH ready AS NOT MATERIALIZED (
   SELECT id, priority, run_at
   FROM public.que_jobs
   WHERE queue = %(queue)s::text
-    AND job_schema_version = 2
-    AND finished_at IS NULL
-    AND expired_at IS NULL
-    AND run_at <= coalesce(%(now)s::timestamptz, now())
+    AND """ + _READY + """
     AND priority <= (SELECT max(l) FROM unnest(%(slots)s::integer[]) AS s (l))
     AND (priority, run_at, id)
         >= (%(from_priority)s::integer, %(from_run_at)s::timestamptz, %(from_id)s::bigint)
@@ -319,10 +322,7 @@ FROM unnest(%(ids)s::bigint[]) AS t (id)
 # the rows are fetched by primary key, then checked.)
 _READY_BY_ID = """
 FROM (SELECT * FROM public.que_jobs WHERE id = ANY (%(ids)s::bigint[]) OFFSET 0) AS j
-WHERE j.job_schema_version = 2
-  AND j.finished_at IS NULL
-  AND j.expired_at IS NULL
-  AND j.run_at <= coalesce(%(now)s::timestamptz, now())
+WHERE """ + _READY + """
 """
 
 CHECK_LOCKED_JOBS: Final = """
@@ -357,10 +357,7 @@ LEFT JOIN LATERAL (
   FROM public.que_jobs
   WHERE c.claimed
     AND id = %(id)s::bigint
-    AND job_schema_version = 2
-    AND finished_at IS NULL
-    AND expired_at IS NULL
-    AND run_at <= coalesce(%(now)s::timestamptz, now())
+    AND """ + _READY + """
   FOR UPDATE SKIP LOCKED
 ) AS j ON true
 """
