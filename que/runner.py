@@ -59,9 +59,6 @@ class JobResult:
 class Guard(Protocol):
     """The worker pool's hold on one job, taken again in each of its transactions."""
 
-    @property
-    def job_id(self) -> int: ...
-
     def claim(self, connection: Connection) -> dict[str, Any] | None:
         """Take the worker's lock in the transaction just begun and read the job's
         row (its JSON columns as text); ``None`` if the job is running elsewhere
