@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from que.config import config
 from que.connection import Connection
-from que.errors import Error
+from que.errors import ConnectionLost, Error
 from que.middleware import run_through
 
 Params: TypeAlias = Mapping[str, Any] | Sequence[Any] | None
@@ -41,7 +41,7 @@ def connection_lost(error: BaseException) -> bool:
     that was cancelled or timed out is an ``OperationalError`` too, but the
     connection lives on.
     """
-    if isinstance(error, psycopg.InterfaceError):
+    if isinstance(error, (ConnectionLost, psycopg.InterfaceError)):
         return True
     if not isinstance(error, psycopg.OperationalError):
         return False

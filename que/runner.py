@@ -211,9 +211,7 @@ def _handle_error(job: Job, error: Exception, guard: Guard | None) -> None:
             if job.resolution is None:  # left as it was, the job would be ready again at once
                 Job.handle_error(job, error)
     except LockLost as lost:
-        log_event(logging.WARNING, "job_lock_lost", job_ids=[lost.job_id],
-                  detail="another process took the job before its failure was recorded; "
-                         "the failure is not recorded")
+        _log_lock_lost(lost)
         errors = [error]
     except Exception as handler_error:
         _raise_if_connection_lost(handler_error)
@@ -221,10 +219,19 @@ def _handle_error(job: Job, error: Exception, guard: Guard | None) -> None:
                   error=error_message(handler_error))
         errors = [error, handler_error]
         job.resolution = None  # rolled back with the handler's transaction
-        with _error_transaction(job, guard):
-            Job.handle_error(job, error)
+        try:
+            with _error_transaction(job, guard):
+                Job.handle_error(job, error)
+        except LockLost as lost:
+            _log_lock_lost(lost)
     for reported in errors:
         _notify(reported, job)
+
+
+def _log_lock_lost(lost: LockLost) -> None:
+    log_event(logging.WARNING, "job_lock_lost", job_ids=[lost.job_id],
+              detail="another process took the job before its failure was recorded; "
+                     "the failure is not recorded")
 
 
 def _notify(error: BaseException, job: Job) -> None:

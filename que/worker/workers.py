@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 from que import db
 from que.config import config
-from que.errors import ConnectionLost
 from que.job import error_backtrace, error_message
 from que.log import log_event
 from que.runner import run_guarded_job
@@ -79,7 +78,7 @@ class Worker:
                 settled = result is not None and result.job.resolution in SETTLED
                 backoff = 0.0
             except Exception as error:
-                if not (isinstance(error, ConnectionLost) or db.connection_lost(error)):
+                if not db.connection_lost(error):
                     # Not the job's doing (its errors are its own) nor the
                     # database's: a bug in que, which must not pass unseen.
                     log_event(logging.CRITICAL, "worker_crashed", job_id=job.id,
