@@ -248,6 +248,16 @@ def test_a_poll_that_left_jobs_behind_repeats_once_the_buffer_is_hungry_and_has_
     assert schedule.due("a", Slots([ANY_PRIORITY]), now=100.3, hungry=True)
 
 
+def test_a_queue_is_polled_again_when_room_appears_for_priorities_the_last_poll_could_not_take():
+    schedule = PollSchedule({"a": 5.0})
+    schedule.polled("a", PollResult([], more=False, reach=5), Slots([5]), 100.0, full=True)
+    assert not schedule.due("a", Slots([5, 5]), now=100.1, hungry=True)  # no wider reach
+    assert not schedule.due("a", Slots([5, ANY_PRIORITY]), now=100.1, hungry=False)
+    assert schedule.due("a", Slots([5, ANY_PRIORITY]), now=100.1, hungry=True)
+    schedule.polled("a", PollResult([], more=False), Slots([5, ANY_PRIORITY]), 100.2, full=False)
+    assert not schedule.due("a", Slots([5, ANY_PRIORITY]), now=100.3, hungry=True)
+
+
 def key(n: int) -> JobKey:
     return JobKey(100, datetime(2030, 1, 1, tzinfo=UTC), n)
 

@@ -85,6 +85,17 @@ def test_a_worker_takes_only_jobs_within_its_priority_threshold(start_pool, work
     assert urgent.id not in {row["id"] for row in Que.jobs()}
 
 
+def test_the_first_polls_serve_every_idle_worker_however_restrictive_the_first_one_is(
+    start_pool, worker_db
+):
+    for n in range(10):
+        Record.enqueue(f"job-{n}")  # priority 100: only the "any" worker takes them
+    start_pool(worker_priorities=(5,) * 8 + (None,), maximum_buffer_size=0,
+               minimum_buffer_size=0, poll_interval=10, wait_period=0.01)
+    wait_for(lambda: job_count(worker_db) == 0, timeout=5,
+             what="every job to be worked well within the 10 s poll interval")
+
+
 def test_an_announced_important_job_displaces_the_least_important_buffered_one(
     start_pool, worker_db
 ):

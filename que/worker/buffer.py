@@ -74,6 +74,11 @@ class Slots:
         """The highest priority each slot takes, most restrictive first."""
         return list(self._limits)
 
+    @property
+    def reach(self) -> int | None:
+        """The highest priority a slot takes (``None``: no slots)."""
+        return self._limits[-1] if self._limits else None
+
     def fill(self, priority: int) -> int | None:
         """Use the most restrictive slot that takes ``priority``; return its limit."""
         index = bisect.bisect_left(self._limits, priority)

@@ -6,6 +6,11 @@ hungry (below its minimum size, or empty while a worker waits). A poll takes
 only what the slots (idle workers by threshold, free buffer places, displaceable
 buffered jobs) can accept.
 
+A poll looks only at the priorities its slots take. So when a slot appears
+that takes priorities the last poll could not (a less restrictive worker fell
+idle), the queue is polled again at once while the buffer is hungry: what that
+poll found says nothing about those jobs.
+
 When the jobs at the head of a queue are held by other processes, every poll
 would walk past all of them again. So the first poll of each poll interval walks
 the whole queue, and the follow-up polls within that interval start where that
@@ -28,7 +33,7 @@ from que.connection import Connection
 from que.worker import locks
 from que.worker._clock import monotonic
 from que.worker.buffer import JobKey, Slots
-from que.worker.settings import MOST_IMPORTANT_PRIORITY
+from que.worker.settings import ANY_PRIORITY, MOST_IMPORTANT_PRIORITY
 
 MAXIMUM_POLL_WALK = 100_000  # jobs one poll may pass over because other sessions hold them
 QUEUE_START = JobKey(MOST_IMPORTANT_PRIORITY - 1, datetime.min.replace(tzinfo=UTC), 0)
@@ -44,6 +49,8 @@ class PollResult:
     resume_from: JobKey | None = None
     """The first job the poll locked, when the walk passed jobs held elsewhere to
     reach it: where a follow-up poll can start."""
+    reach: int = ANY_PRIORITY
+    """The highest priority the poll looked at: its least restrictive slot's limit."""
 
 
 def poll(
@@ -62,7 +69,8 @@ def poll(
     id)`` order from ``start`` (the start of the queue by default); they fill the
     slots until one does not fit, and the ones that do not fit are unlocked again.
     """
-    if not slots:
+    reach = slots.reach
+    if reach is None:
         return PollResult([], more=True)
     # A full walk starts before every job, -infinity run_at included.
     from_key = (QUEUE_START.priority, "-infinity", QUEUE_START.id) if start is None else start
@@ -86,7 +94,8 @@ def poll(
         first = candidates[0]
         resume_from = JobKey(first["priority"], first["run_at"], first["id"])
     filled_room = bool(candidates) and len(candidates) == candidates[0]["room"]
-    return PollResult(rows, more=bool(unwanted) or filled_room, resume_from=resume_from)
+    return PollResult(rows, more=bool(unwanted) or filled_room, resume_from=resume_from,
+                      reach=reach)
 
 
 @dataclass
@@ -96,6 +105,7 @@ class _QueueState:
     last_full_poll: float | None = None
     more: bool = False
     room_after: list[int] = field(default_factory=list)
+    reach: int = ANY_PRIORITY  # the highest priority the last poll looked at
     resume_from: JobKey | None = None
 
 
@@ -118,15 +128,18 @@ class PollSchedule:
     def due(self, queue: str, slots: Slots, now: float, *, hungry: bool) -> bool:
         """Whether to poll ``queue`` now, given the room there is (``now``: monotonic).
 
-        Between poll intervals, a queue whose last poll left jobs behind is polled
-        again once the buffer is ``hungry`` and the room has changed since.
+        Between poll intervals, while the buffer is ``hungry``, a queue is polled
+        again if its last poll left jobs behind and the room has changed since, or
+        if the room now takes priorities the last poll could not.
         """
-        if not slots:
+        reach = slots.reach
+        if reach is None:
             return False
         state = self._queues[queue]
         if state.last_poll is None or now - state.last_poll >= state.interval:
             return True
-        return state.more and hungry and slots.limits != state.room_after
+        left_jobs = state.more and slots.limits != state.room_after
+        return hungry and (left_jobs or reach > state.reach)
 
     def start(self, queue: str, now: float) -> JobKey | None:
         """Where the next poll of ``queue`` starts: ``None`` for a full walk."""
@@ -138,10 +151,12 @@ class PollSchedule:
     def polled(
         self, queue: str, result: PollResult, slots: Slots, now: float, *, full: bool
     ) -> None:
+        """Record a poll; ``slots`` is the room left after it."""
         state = self._queues[queue]
         state.last_poll = now
         state.more = result.more
         state.room_after = slots.limits
+        state.reach = result.reach
         if full:
             state.last_full_poll = now
             state.resume_from = result.resume_from
