@@ -2,35 +2,69 @@
 
 Jobs are rows enqueued in your own transaction and worked under advisory locks,
 so a crashed worker loses nothing. Start with ``from que import Que, Job``.
+
+The names below are imported on first use: ``import que.cli`` stays cheap, so
+the ``que`` command can handle signals before psycopg and your modules load.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from que.enqueue import JobOptions
-from que.errors import (
-    ConfigurationError,
-    ConnectionLost,
-    Error,
-    JobDefinitionError,
-    JobExited,
-    JobOptionError,
-    LockLost,
-    MigrationError,
-    SerializationError,
-    UnknownJobClass,
-)
-from que.facade import Que
-from que.inline import WorkSummary
-from que.job import Job, default_retry_interval
-from que.runner import JobResult
+if TYPE_CHECKING:
+    from que._enqueueing import JobOptions
+    from que.errors import (
+        ConfigurationError,
+        ConnectionLost,
+        Error,
+        JobDefinitionError,
+        JobExited,
+        JobOptionError,
+        LockLost,
+        MigrationError,
+        SerializationError,
+        UnknownJobClass,
+    )
+    from que.facade import Que
+    from que.inline import WorkSummary
+    from que.job import Job, default_retry_interval
+    from que.runner import JobResult
 
 __version__ = "0.1.0"
+
+_DEFINED_IN = {
+    "JobOptions": "que._enqueueing",
+    **dict.fromkeys([
+        "ConfigurationError", "ConnectionLost", "Error", "JobDefinitionError", "JobExited",
+        "JobOptionError", "LockLost", "MigrationError", "SerializationError",
+        "UnknownJobClass",
+    ], "que.errors"),
+    "Que": "que.facade",
+    "WorkSummary": "que.inline",
+    "Job": "que.job",
+    "default_retry_interval": "que.job",
+    "JobResult": "que.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _DEFINED_IN.get(name)
+    if module is None:
+        raise AttributeError(f"module 'que' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_DEFINED_IN})
 
 
 def enqueue(*args: Any, job_options: JobOptions, **kwargs: Any) -> Job:
     """Enqueue a job by its stored name, e.g. for a class another codebase defines."""
+    from que.facade import Que
+
     return Que.enqueue(*args, job_options=job_options, **kwargs)
 
 

@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
 from que import db, inline, migrations, sql
+from que._enqueueing import BulkEnqueue, JobOptions, bulk_enqueue, enqueue_by_name
 from que.config import (
     Clock,
     ErrorNotifier,
@@ -18,7 +19,6 @@ from que.config import (
 )
 from que.connection import Connection, ConnectionLike, ConnectionSource, adapt
 from que.db import Params, Row
-from que.enqueue import BulkEnqueue, JobOptions, bulk_enqueue, enqueue_by_name
 from que.job import Job
 
 T = TypeVar("T")

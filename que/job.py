@@ -25,7 +25,7 @@ from que.log import log_event
 if TYPE_CHECKING:
     from typing import Self
 
-    from que.enqueue import JobOptions
+    from que._enqueueing import JobOptions
 
 Resolution: TypeAlias = Literal["destroyed", "finished", "expired", "retried"]
 
@@ -177,7 +177,7 @@ class Job:
         caller's transaction. Options go in ``job_options``: ``queue``,
         ``priority``, ``run_at``, ``job_class``, ``tags``.
         """
-        from que.enqueue import enqueue_job  # enqueue runs jobs, which needs Job
+        from que._enqueueing import enqueue_job  # enqueue runs jobs, which needs Job
 
         job = enqueue_job(cls, args, kwargs, job_options or {})
         assert isinstance(job, cls)

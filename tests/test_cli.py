@@ -17,7 +17,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from worker_fixtures import REPO, wait_for
 
 from que import __version__
-from que.cli import main, parse_args
+from que.cli import main
+from que.cli.command import parse_args
 
 DEFAULT_PRIORITIES = (10, 30, 50, None, None, None)
 

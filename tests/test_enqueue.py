@@ -103,6 +103,20 @@ def test_enqueue_by_name_for_a_class_not_loaded_here(que_jobs):
     que_jobs.assert_enqueued("BillingApp::Charge", args=[5], queue="billing")
 
 
+def test_every_public_name_resolves_and_que_enqueue_stays_the_function(pytester):
+    pytester.makepyfile(check="""
+        import sys
+        import que
+        assert "psycopg" not in sys.modules, "import que alone loads nothing heavy"
+        for name in que.__all__:
+            getattr(que, name)
+        assert set(que.__all__) <= set(dir(que))
+        import que._enqueueing  # sets the attribute "_enqueueing", not "enqueue"
+        assert callable(que.enqueue) and que.enqueue.__module__ == "que"
+    """)
+    assert pytester.runpython("check.py").ret == 0
+
+
 def test_enqueue_by_name_requires_the_name(que_jobs):
     with pytest.raises(JobOptionError, match="job_class"):
         que.enqueue(5, job_options={})

@@ -1,17 +1,6 @@
-"""The ``que`` command: import the modules that define your jobs, then work them.
+"""The ``que`` command's work: parse the options, import, connect, run the pool, stop.
 
-    que [options] [module ...]
-
-Each argument is a module name (``myapp.jobs``) or a Python file
-(``jobs/billing.py``), imported with the current directory on ``sys.path``, as
-``python -m`` does. The database comes from ``--connection-url``, else
-``$DATABASE_URL``, else the libpq environment (``PGHOST``, ``PGDATABASE``, ...).
-If an imported module sets ``Que.connection`` itself, jobs run on that and
-the URL (if given) is used only for the lock connection; otherwise the command
-makes a connection pool for the workers from the same URL.
-
-Logs are JSON lines on stdout; the start-up banner and fatal errors go to
-stderr. SIGINT or SIGTERM stops the process safely (see ``docs/cli.md``).
+:func:`que.cli.main` calls :func:`command` once its signal handlers are in place.
 """
 
 from __future__ import annotations
@@ -24,13 +13,10 @@ import importlib.util
 import logging
 import math
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, NoReturn
 
 import psycopg
@@ -38,6 +24,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from que import Que, __version__, migrations
+from que.cli.signals import HARD_STOP_EXIT_CODE, StopRequested, StopSignals
 from que.config import config
 from que.connection import UNCONFIGURED
 from que.log import LEVELS, log_event
@@ -58,7 +45,6 @@ CONNECT_TIMEOUT = 10  # seconds to reach the database at start-up
 TITLE_INTERVAL = 1.0  # seconds between process title updates
 WORKER_APPLICATION_NAME = "que-worker"
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
-HARD_STOP_EXIT_CODE = 1
 FAILURE_EXIT_CODE = 70  # EX_SOFTWARE: a bug stopped the worker pool (see the log)
 
 
@@ -458,12 +444,19 @@ def _remove_pidfile(path: str | None) -> None:
         pass
 
 
-def run(options: Options) -> int:
-    """Import, connect, work until signalled, stop safely. Returns the exit code."""
+def run(options: Options, signals: StopSignals) -> int:
+    """Import, connect, work until signalled, stop safely. Returns the exit code.
+
+    A stop signal before the pool has started ends the start-up between its
+    steps, with exit code 0.
+    """
     handler = configure_logging(options.log_level, options.log_internals)
+    signals.hard_exit = lambda reason: _hard_exit(reason, options.pidfile)
     worker_connections: ConnectionPool[Any] | None = None
     try:
+        signals.check()
         import_modules(options.modules)
+        signals.check()
         database_url = options.connection_url or os.environ.get("DATABASE_URL") or ""
         if config.connection is UNCONFIGURED:
             lock_conninfo = database_url
@@ -483,13 +476,18 @@ def run(options: Options) -> int:
                     f"cannot use the Que.connection your modules set: {_one_line(error)}"
                 ) from None
             check_database(lock_conninfo)
+        signals.check()
         settings = dataclasses.replace(options.settings, connection_url=lock_conninfo)
         pool = WorkerPool(settings)
         _write_pidfile(options.pidfile)
         try:
-            return _work(pool, options, lock_conninfo)
+            return _work(pool, options, lock_conninfo, signals)
         finally:
             _remove_pidfile(options.pidfile)
+    except StopRequested:
+        log_event(logging.INFO, "signal_received", signal=signals.received,
+                  during="start-up")
+        return 0
     finally:
         if worker_connections is not None:
             Que.connection = None
@@ -498,22 +496,10 @@ def run(options: Options) -> int:
         config.internal_logger.removeHandler(handler)
 
 
-def _work(pool: WorkerPool, options: Options, lock_conninfo: str) -> int:
-    stop_requested = threading.Event()
-    signals = 0
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal signals
-        signals += 1
-        name = signal.Signals(signum).name
-        if signals == 1:
-            log_event(logging.INFO, "signal_received", signal=name)
-            pool.request_stop()
-            stop_requested.set()
-        else:
-            _hard_exit(f"second signal ({name})", options.pidfile,
-                       running_job_ids=pool.running_job_ids())
-
+def _work(pool: WorkerPool, options: Options, lock_conninfo: str,
+          signals: StopSignals) -> int:
+    signals.hard_exit = lambda reason: _hard_exit(reason, options.pidfile,
+                                                  running_job_ids=pool.running_job_ids())
     try:
         pool.start()
     except Exception as error:
@@ -521,43 +507,34 @@ def _work(pool: WorkerPool, options: Options, lock_conninfo: str) -> int:
             f"cannot start the lock connection ({describe_database(lock_conninfo)}): "
             f"{_one_line(error)}"
         ) from None
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        print(banner(options, pool, lock_conninfo), file=sys.stderr, flush=True)
-        title = _ProcessTitle()
+    print(banner(options, pool, lock_conninfo), file=sys.stderr, flush=True)
+    title = _ProcessTitle()
+    title.show(pool)
+    while pool.running and not signals.requested.wait(TITLE_INTERVAL):
         title.show(pool)
-        while pool.running and not stop_requested.wait(TITLE_INTERVAL):
-            title.show(pool)
-        pool.request_stop()
-        timeout = options.shutdown_timeout
-        deadline = None if timeout is None else monotonic() + timeout
-        while True:
-            title.show(pool)
-            wait = TITLE_INTERVAL if deadline is None else min(TITLE_INTERVAL,
-                                                                deadline - monotonic())
-            if pool.join(max(0.0, wait)):
-                return 0 if pool.failure is None else FAILURE_EXIT_CODE
-            if deadline is not None and monotonic() >= deadline:
-                _hard_exit("shutdown timeout", options.pidfile, timeout=timeout,
-                           running_job_ids=pool.running_job_ids())
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    if signals.received:
+        log_event(logging.INFO, "signal_received", signal=signals.received)
+    pool.request_stop()
+    timeout = options.shutdown_timeout
+    deadline = None if timeout is None else monotonic() + timeout
+    while True:
+        title.show(pool)
+        wait = TITLE_INTERVAL if deadline is None else min(TITLE_INTERVAL,
+                                                            deadline - monotonic())
+        if pool.join(max(0.0, wait)):
+            return 0 if pool.failure is None else FAILURE_EXIT_CODE
+        if deadline is not None and monotonic() >= deadline:
+            _hard_exit("shutdown timeout", options.pidfile, timeout=timeout,
+                       running_job_ids=pool.running_job_ids())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The console script: ``que [options] [module ...]``."""
+def command(argv: Sequence[str], signals: StopSignals) -> int:
+    """Run ``que`` with the arguments ``argv``; returns the exit code."""
     try:
-        options = parse_args(sys.argv[1:] if argv is None else argv)
-        return run(options)
+        options = parse_args(argv)
+        return run(options, signals)
     except UsageError as error:
         print(f"que: {error}", file=sys.stderr)
         return 1
     except SystemExit as exit:  # --help, --version
         return exit.code if isinstance(exit.code, int) else 0
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
