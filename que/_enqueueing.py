@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 from que import db, registry, sql
+from que._schema import json_text_problem, text_problem
 from que.config import config
 from que.errors import JobOptionError, SerializationError
 from que.job import Job
@@ -270,6 +271,9 @@ def _check_name(option: str, name: object, maximum: int) -> str:
             option, f"{option} names are limited to {maximum} characters; "
             f"{name[:20]!r}... has {len(name)}"
         )
+    problem = text_problem(name)
+    if problem is not None:
+        raise JobOptionError(option, f"{option} {name!r} {problem}")
     return name
 
 
@@ -309,6 +313,9 @@ def _check_tags(tags: object) -> list[str]:
     for tag in tags:
         if not isinstance(tag, str):
             raise JobOptionError("tags", f"tags must be strings, not {tag!r}")
+        problem = text_problem(tag)
+        if problem is not None:
+            raise JobOptionError("tags", f"tag {tag!r} {problem}")
         if len(json.dumps(tag, ensure_ascii=False)) > MAXIMUM_TAG_JSON_LENGTH:
             raise JobOptionError(
                 "tags", f"tag {tag[:20]!r}... is too long: the database allows "
@@ -323,10 +330,15 @@ _ENCODER = json.JSONEncoder(allow_nan=False)  # NaN and infinities are not JSON
 
 def _json_arguments(arguments: list[Any] | dict[str, Any], job_class: str) -> str:
     try:
-        return _ENCODER.encode(arguments)
+        text = _ENCODER.encode(arguments)
     except (TypeError, ValueError) as error:
         raise SerializationError(
             f"the arguments of {job_class} cannot be stored as JSON ({error}); pass plain "
             "str, int, float, bool, None, list and dict values (e.g. an id, or a "
             "datetime's isoformat())"
         ) from error
+    problem = json_text_problem(arguments, text, "args" if isinstance(arguments, list)
+                                else "kwargs")
+    if problem is not None:
+        raise SerializationError(f"the arguments of {job_class} cannot be stored: {problem}")
+    return text

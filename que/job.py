@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from que import db, registry, sql
+from que._schema import storable_text
 from que.config import config
 from que.errors import JobDefinitionError
 from que.log import log_event
@@ -40,11 +41,11 @@ def default_retry_interval(error_count: int) -> float:
 
 def error_message(error: BaseException) -> str:
     """How an error is stored: ``"<ExceptionClass>: <message>"``, cut to fit."""
-    return f"{type(error).__qualname__}: {error}"[:MAXIMUM_ERROR_MESSAGE]
+    return storable_text(f"{type(error).__qualname__}: {error}")[:MAXIMUM_ERROR_MESSAGE]
 
 
 def error_backtrace(error: BaseException) -> str:
-    return "".join(traceback.format_exception(error))[:MAXIMUM_ERROR_BACKTRACE]
+    return storable_text("".join(traceback.format_exception(error)))[:MAXIMUM_ERROR_BACKTRACE]
 
 
 class Job:

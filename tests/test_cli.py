@@ -16,9 +16,10 @@ import worker_fixtures
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from worker_fixtures import REPO, wait_for
 
-from que import __version__
+from que import ConfigurationError, __version__
 from que.cli import main
 from que.cli.command import parse_args
+from que.worker import PoolSettings, WorkerPool
 
 DEFAULT_PRIORITIES = (10, 30, 50, None, None, None)
 
@@ -187,6 +188,33 @@ def test_an_unreachable_database():
 def test_the_database_url_comes_from_the_environment():
     result = run_que(env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/from_env"})
     assert_one_line_error(result, "from_env on 127.0.0.1:1")
+
+
+@pytest.mark.parametrize(
+    ("url", "quoted"),
+    [
+        ("postgresql://app:s3%cret@127.0.0.1:1/app", 'invalid percent-encoded token: "***"'),
+        ("postgresql://app:s3cret@[::1/app", 'in IPv6 host address in URI: "postgresql://app:***@'),
+        ("postgresql://app@127.0.0.1/app?password=s3cret&port=x", "OperationalError"),
+        ("host=127.0.0.1 password='s3cret' port=x dbname=app", "OperationalError"),
+    ],
+    ids=["bad percent escape", "unclosed IPv6 bracket", "query parameter", "keywords"],
+)
+@pytest.mark.parametrize("where", ["--connection-url", "DATABASE_URL"])
+def test_no_password_from_a_connection_string_reaches_an_error_message(url, quoted, where):
+    if where == "DATABASE_URL":
+        result = run_que(env={"DATABASE_URL": url})
+    else:
+        result = run_que("--connection-url", url)
+    assert_one_line_error(result, quoted)
+    assert "s3" not in result.stderr, result.stderr
+
+
+def test_a_pool_given_a_malformed_connection_string_names_it_without_the_password():
+    pool = WorkerPool(PoolSettings(connection_url="postgresql://app:s3%cret@127.0.0.1/app"))
+    with pytest.raises(ConfigurationError, match="cannot be read") as raised:
+        pool.start()
+    assert "s3" not in str(raised.value) and not pool.running
 
 
 @pytest.fixture

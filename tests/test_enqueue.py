@@ -219,6 +219,41 @@ def test_unserialisable_arguments_raise_type_error(que_jobs, args, kwargs):
     assert len(que_jobs) == 0
 
 
+@pytest.mark.parametrize(
+    ("enqueue", "error", "message"),
+    [
+        (lambda: Plain.enqueue("a\x00b"), SerializationError, r"args\[0\] contains a NUL"),
+        (lambda: Plain.enqueue({"k": ["\udfff"]}), SerializationError,
+         r"args\[0\]\['k'\]\[0\] contains a lone surrogate \(U\+DFFF\)"),
+        (lambda: Plain.enqueue(**{"n\x00": 1}), SerializationError,
+         r"the key 'n\\x00' in kwargs contains a NUL"),
+        (lambda: Plain.enqueue(job_options={"queue": "q\x00"}), JobOptionError,
+         "queue .* contains a NUL"),
+        (lambda: Plain.enqueue(job_options={"queue": "q\ud800"}), JobOptionError,
+         r"contains a lone surrogate \(U\+D800\)"),
+        (lambda: Plain.enqueue(job_options={"job_class": "X\udc00"}), JobOptionError,
+         "job_class .* lone surrogate"),
+        (lambda: Plain.enqueue(job_options={"tags": ["t\x00"]}), JobOptionError,
+         "tag .* contains a NUL"),
+    ],
+    ids=["args NUL", "nested surrogate", "kwargs key NUL", "queue NUL", "queue surrogate",
+         "job_class surrogate", "tag NUL"],
+)
+def test_text_postgres_cannot_store_is_refused_before_any_sql(que_jobs, enqueue, error, message):
+    with pytest.raises(error, match=message):
+        enqueue()
+    with pytest.raises(error, match=message), Que.bulk_enqueue():
+        enqueue()
+    assert len(que_jobs) == 0
+
+
+def test_text_that_only_looks_like_escapes_is_stored_as_given(que_jobs):
+    job = Plain.enqueue("\\u0000 \\ud800 😀", job_options={"queue": "😀", "tags": ["😀"]})
+    (row,) = Que.jobs()
+    assert row["args"] == ["\\u0000 \\ud800 😀"] and row["queue"] == "😀"
+    assert job.attrs["args"] == row["args"]
+
+
 def test_enqueue_joins_the_callers_transaction(que_jobs):
     with pytest.raises(RuntimeError), Que.transaction():
         Plain.enqueue("rolled back")

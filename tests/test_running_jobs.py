@@ -301,6 +301,22 @@ def test_error_message_and_backtrace_are_cut_to_fit(que_jobs, clock):
     assert len(row["last_error_backtrace"]) <= 10000
 
 
+class FailsWithUnstorableText(Job):
+    def run(self):
+        raise ValueError("NUL \x00, lone surrogate \ud800")
+
+
+def test_an_error_message_postgres_cannot_store_is_recorded_with_replacement_characters(
+    que_jobs, clock
+):
+    FailsWithUnstorableText.enqueue()
+    que_jobs.work()
+    row = only_job()
+    assert row["error_count"] == 1
+    assert row["last_error_message"] == "ValueError: NUL \ufffd, lone surrogate \ufffd"
+    assert "\ufffd, lone surrogate \ufffd" in row["last_error_backtrace"]
+
+
 class Writes(Job):
     def run(self):
         Que.execute("CREATE TEMP TABLE IF NOT EXISTS writes (n int)")

@@ -24,6 +24,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from que import Que, __version__, migrations
+from que._redact import redact_passwords
 from que.cli.signals import HARD_STOP_EXIT_CODE, StopRequested, StopSignals
 from que.config import config
 from que.connection import UNCONFIGURED
@@ -303,7 +304,7 @@ def describe_database(conninfo: str) -> str:
     host = params.get("host") or os.environ.get("PGHOST") or "localhost"
     port = params.get("port") or os.environ.get("PGPORT") or "5432"
     user = params.get("user") or os.environ.get("PGUSER") or ""
-    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user or ""
+    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user or "default database"
     return f"{dbname} on {host}:{port}" + (f" as {user}" if user else "")
 
 
@@ -534,7 +535,8 @@ def command(argv: Sequence[str], signals: StopSignals) -> int:
         options = parse_args(argv)
         return run(options, signals)
     except UsageError as error:
-        print(f"que: {error}", file=sys.stderr)
+        given = [*argv, os.environ.get("DATABASE_URL")]
+        print(f"que: {redact_passwords(str(error), given)}", file=sys.stderr)
         return 1
     except SystemExit as exit:  # --help, --version
         return exit.code if isinstance(exit.code, int) else 0

@@ -34,8 +34,10 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from que import db, sql
+from que._redact import redact_passwords
 from que.config import config
 from que.connection import Connection
+from que.errors import ConfigurationError
 from que.job import error_backtrace, error_message
 from que.log import log_event
 from que.worker import listener, locks, poller
@@ -139,7 +141,13 @@ class Locker:
 
     def _connect(self) -> None:
         options: dict[str, Any] = {"autocommit": True}
-        given = conninfo_to_dict(self._conninfo)
+        try:
+            given = conninfo_to_dict(self._conninfo)
+        except psycopg.ProgrammingError as error:  # malformed: libpq's text quotes it
+            raise ConfigurationError(
+                "the lock connection's connection string cannot be read: "
+                f"{redact_passwords(str(error), [self._conninfo])}"
+            ) from None
         if "application_name" not in given:
             options["application_name"] = APPLICATION_NAME
         if "connect_timeout" not in given:

@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from que._schema import text_problem
+
 ANY_PRIORITY = 32767
 """The least important priority a job can have (``priority`` is a smallint): a
 worker whose threshold is "any" takes jobs up to it."""
@@ -90,6 +92,9 @@ class PoolSettings:
         for name, interval in self.queues.items():
             if not isinstance(name, str) or not name or len(name) > 100:
                 raise ValueError(f"a queue name must be 1 to 100 characters, not {name!r}")
+            problem = text_problem(name)
+            if problem is not None:
+                raise ValueError(f"the queue name {name!r} {problem}")
             if interval is not None:
                 _check_positive(f"the poll interval of queue {name!r}", interval)
         _check_positive("poll_interval", self.poll_interval)

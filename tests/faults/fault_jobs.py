@@ -70,9 +70,11 @@ class Ledger(Job, name="fault_jobs.Ledger"):
 
 
 class Raises(Job, name="fault_jobs.Raises"):
-    """Raises what it is told to: ``SystemExit``, ``KeyboardInterrupt`` or ``BaseException``."""
+    """Raises what it is told to: ``SystemExit``, ``KeyboardInterrupt``, ``BaseException``,
+    or an error whose message PostgreSQL cannot store as it is."""
 
     def run(self, what: str) -> None:
         raised = {"SystemExit": SystemExit(3), "KeyboardInterrupt": KeyboardInterrupt(),
-                  "BaseException": BaseException("bare")}[what]
+                  "BaseException": BaseException("bare"),
+                  "Unstorable": ValueError("NUL \x00, lone surrogate \udc80")}[what]
         raise raised

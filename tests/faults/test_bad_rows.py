@@ -27,6 +27,7 @@ RAISED = {
     "SystemExit": "JobExited: the job raised SystemExit: 3",
     "KeyboardInterrupt": "JobExited: the job raised KeyboardInterrupt",
     "BaseException": "JobExited: the job raised BaseException: bare",
+    "Unstorable": "ValueError: NUL \ufffd, lone surrogate \ufffd",
 }
 INSERT = """
 INSERT INTO que_jobs (job_class, args, run_at, error_count, job_schema_version)

@@ -1,0 +1,62 @@
+"""What que's tables can store, checked before any SQL is sent.
+
+PostgreSQL's ``text`` and ``jsonb`` hold valid Unicode without NUL characters;
+Python strings may hold both NUL and lone surrogates (from bytes decoded with
+``errors="surrogateescape"``, say). Caught here, they are que's clear errors
+instead of a driver's ``DataError`` or ``UnicodeEncodeError``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def text_problem(text: str) -> str | None:
+    """Why PostgreSQL cannot store ``text``, or ``None`` if it can."""
+    match = _UNSTORABLE.search(text)
+    if match is None:
+        return None
+    if match.group() == "\x00":
+        return "contains a NUL character (\\x00), which PostgreSQL cannot store"
+    return (f"contains a lone surrogate (U+{ord(match.group()):04X}), which is not valid "
+            "Unicode: decode bytes with errors='replace' or 'backslashreplace'")
+
+
+def storable_text(text: str) -> str:
+    """``text`` with what PostgreSQL cannot store replaced by U+FFFD (for error messages)."""
+    return _UNSTORABLE.sub(REPLACEMENT, text)
+
+
+def json_text_problem(value: Any, json_text: str, path: str) -> str | None:
+    """Where in ``value`` (encoded as ``json_text``) is a string jsonb cannot store, and why.
+
+    JSON escapes NUL as ``\\u0000`` and surrogates as ``\\udXXX``: only when one of
+    those appears in the text is ``value`` walked to find the string.
+    """
+    if "\\u0000" not in json_text and "\\ud" not in json_text:
+        return None
+    return _find_unstorable(value, path)
+
+
+def _find_unstorable(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return None if problem is None else f"{path} {problem}"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = text_problem(key) if isinstance(key, str) else None
+            if problem is not None:
+                return f"the key {key!r} in {path} {problem}"
+            found = _find_unstorable(item, f"{path}[{key!r}]")
+            if found is not None:
+                return found
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _find_unstorable(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
