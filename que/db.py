@@ -9,6 +9,7 @@ commits each statement).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from functools import partial
@@ -16,6 +17,7 @@ from typing import Any, TypeAlias
 
 import psycopg
 from psycopg import Cursor, Pipeline, pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from que.config import config
@@ -25,6 +27,37 @@ from que.middleware import run_through
 
 Params: TypeAlias = Mapping[str, Any] | Sequence[Any] | None
 Row: TypeAlias = dict[str, Any]
+
+
+CONNECTION_DEFAULTS: Mapping[str, str | int] = {
+    "connect_timeout": 10,  # seconds for one connection attempt
+    # A server that stops answering (a partition, a dead host) is noticed in
+    # bounded time, not after the kernel's two hours: an idle connection after
+    # 10 + 3 * 5 = 25 s of unanswered probes, one with data in flight after 30 s.
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # milliseconds
+}
+"""libpq options the connections que opens itself (the locker's, and the ``que``
+command's pool) get unless the connection string, or the libpq environment for
+those that have a variable, sets them."""
+
+_ENVIRONMENT = {"connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME"}
+
+
+def with_connection_defaults(conninfo: str, **defaults: str | int) -> str:
+    """``conninfo`` plus :data:`CONNECTION_DEFAULTS` and ``defaults``, for each
+    option neither it nor the environment sets already.
+
+    Raises ``psycopg.ProgrammingError`` if ``conninfo`` cannot be parsed.
+    """
+    given = conninfo_to_dict(conninfo)
+    return make_conninfo(conninfo, **{
+        name: value for name, value in {**CONNECTION_DEFAULTS, **defaults}.items()
+        if name not in given and _ENVIRONMENT.get(name, "") not in os.environ
+    })
 
 
 LOST_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03"})

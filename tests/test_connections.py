@@ -7,9 +7,11 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from que import ConfigurationError, Job, Que
+from que.db import with_connection_defaults
 from que_testing.fixtures import que_settings
 
 
@@ -167,3 +169,18 @@ def test_execute_returns_dict_rows_and_binds_parameters(que_db):
         {"word": "'; DROP TABLE que_jobs; --"}
     ]
     assert Que.execute("CREATE TEMP TABLE t (n int)") == []
+
+
+def test_que_connections_get_keepalive_defaults_that_the_url_and_environment_override(
+    monkeypatch,
+):
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    given = conninfo_to_dict(with_connection_defaults(
+        "postgresql://app@db/app?keepalives_idle=3", application_name="que-locker"))
+    assert given == {
+        "user": "app", "host": "db", "dbname": "app", "keepalives_idle": "3",
+        "keepalives": "1", "keepalives_interval": "5", "keepalives_count": "3",
+        "tcp_user_timeout": "30000", "connect_timeout": "10", "application_name": "que-locker",
+    }
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "2")
+    assert "connect_timeout" not in conninfo_to_dict(with_connection_defaults("dbname=app"))

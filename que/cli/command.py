@@ -23,7 +23,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from que import Que, __version__, migrations
+from que import Que, __version__, db, migrations
 from que._redact import redact_passwords
 from que.cli.signals import HARD_STOP_EXIT_CODE, StopRequested, StopSignals
 from que.config import config
@@ -42,7 +42,7 @@ from que.worker.settings import (
     worker_priorities,
 )
 
-CONNECT_TIMEOUT = 10  # seconds to reach the database at start-up
+CONNECT_TIMEOUT = 10  # seconds to open the workers' first connection at start-up
 TITLE_INTERVAL = 1.0  # seconds between process title updates
 WORKER_APPLICATION_NAME = "que-worker"
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
@@ -312,7 +312,7 @@ def check_database(conninfo: str) -> None:
     """Connect once and check que's schema: ``UsageError`` with the reason otherwise."""
     where = describe_database(conninfo)
     try:
-        with psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT,
+        with psycopg.connect(db.with_connection_defaults(conninfo),
                              autocommit=True) as connection:
             version = migrations.db_version(connection)
     except psycopg.Error as error:
@@ -337,15 +337,12 @@ def check_database(conninfo: str) -> None:
 
 def open_worker_connections(conninfo: str, size: int) -> ConnectionPool[Any]:
     """The pool the workers run jobs on, when no imported module set ``Que.connection``."""
-    kwargs: dict[str, Any] = {}
-    given = conninfo_to_dict(conninfo)
-    if "application_name" not in given:
-        kwargs["application_name"] = WORKER_APPLICATION_NAME
     # No check on checkout: it would cost every job a round trip. A connection
     # found broken fails that job's attempt, which is logged and retried, and
     # the pool replaces it.
     pool: ConnectionPool[Any] = ConnectionPool(
-        conninfo, min_size=1, max_size=size, kwargs=kwargs, open=False, name="que-workers",
+        db.with_connection_defaults(conninfo, application_name=WORKER_APPLICATION_NAME),
+        min_size=1, max_size=size, open=False, name="que-workers",
     )
     try:
         pool.open(wait=True, timeout=CONNECT_TIMEOUT)

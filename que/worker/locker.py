@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from que import db, sql
 from que._redact import redact_passwords
@@ -47,7 +46,6 @@ from que.worker.settings import PoolSettings
 
 RECONNECT_BACKOFF_START = 0.1  # seconds before the first reconnection attempt; doubles
 RECONNECT_BACKOFF_MAXIMUM = 5.0  # seconds
-CONNECT_TIMEOUT = 10  # seconds for one connection attempt
 APPLICATION_NAME = "que-locker"
 
 
@@ -140,19 +138,15 @@ class Locker:
     # -- the connection --------------------------------------------------------------
 
     def _connect(self) -> None:
-        options: dict[str, Any] = {"autocommit": True}
         try:
-            given = conninfo_to_dict(self._conninfo)
+            conninfo = db.with_connection_defaults(self._conninfo,
+                                                   application_name=APPLICATION_NAME)
         except psycopg.ProgrammingError as error:  # malformed: libpq's text quotes it
             raise ConfigurationError(
                 "the lock connection's connection string cannot be read: "
                 f"{redact_passwords(str(error), [self._conninfo])}"
             ) from None
-        if "application_name" not in given:
-            options["application_name"] = APPLICATION_NAME
-        if "connect_timeout" not in given:
-            options["connect_timeout"] = CONNECT_TIMEOUT
-        connection = psycopg.connect(self._conninfo, **options)
+        connection = psycopg.connect(conninfo, autocommit=True)
         try:
             db.run(connection, sql.LOCKER_SESSION)
             db.run(connection, sql.CLEAN_LOCKERS)
