@@ -221,6 +221,12 @@ LOCKER_SESSION: Final = """
 SET enable_indexonlyscan = off
 """
 
+# The lock connection's backend, asked twice at start: a pooler in transaction
+# mode would serve the two transactions, or another client, on one backend.
+BACKEND_PID: Final = """
+SELECT pg_backend_pid() AS pid
+"""
+
 # Forget lockers whose connection is gone, and any row this backend left behind.
 CLEAN_LOCKERS: Final = """
 DELETE FROM public.que_lockers

@@ -49,6 +49,30 @@ RECONNECT_BACKOFF_MAXIMUM = 5.0  # seconds
 APPLICATION_NAME = "que-locker"
 
 
+def _check_stable_session(connection: Connection, conninfo: str) -> None:
+    """Refuse a lock connection that is not a session of its own.
+
+    The locks the locker takes live as long as its session. Behind a pooler in
+    transaction mode (PgBouncer's usual set-up) each transaction may run on
+    another server connection, and one server connection serves other clients:
+    locks would be stranded there and jobs run twice. Through such a pooler,
+    two transactions land on different backends, or a second connection is
+    served by the same one (an idle pool hands back the last server connection).
+    """
+    first = db.run(connection, sql.BACKEND_PID)[0]["pid"]
+    with psycopg.connect(conninfo, autocommit=True) as other:
+        neighbour = db.run(other, sql.BACKEND_PID)[0]["pid"]
+    second = db.run(connection, sql.BACKEND_PID)[0]["pid"]
+    if first != second or neighbour == first:
+        raise ConfigurationError(
+            "the lock connection is not a session of its own (its transactions ran on "
+            f"backends {first} and {second}, another connection's on {neighbour}): a "
+            "pooler such as PgBouncer in transaction mode is in between, and advisory "
+            "locks need a real session; give the locker a direct connection to "
+            "PostgreSQL with --connection-url (PoolSettings.connection_url)"
+        )
+
+
 def _next_backoff(current: float) -> float:
     return min(RECONNECT_BACKOFF_MAXIMUM, current * 2 or RECONNECT_BACKOFF_START)
 
@@ -148,6 +172,7 @@ class Locker:
             ) from None
         connection = psycopg.connect(conninfo, autocommit=True)
         try:
+            _check_stable_session(connection, conninfo)
             db.run(connection, sql.LOCKER_SESSION)
             db.run(connection, sql.CLEAN_LOCKERS)
             self._relock(connection)
