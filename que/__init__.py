@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         JobOptionError,
         LockLost,
         MigrationError,
+        SchemaError,
         SerializationError,
         UnknownJobClass,
     )
@@ -37,7 +38,7 @@ _DEFINED_IN = {
     "JobOptions": "que._enqueueing",
     **dict.fromkeys([
         "ConfigurationError", "ConnectionLost", "Error", "JobDefinitionError", "JobExited",
-        "JobOptionError", "LockLost", "MigrationError", "SerializationError",
+        "JobOptionError", "LockLost", "MigrationError", "SchemaError", "SerializationError",
         "UnknownJobClass",
     ], "que.errors"),
     "Que": "que.facade",
@@ -81,6 +82,7 @@ __all__ = [
     "LockLost",
     "MigrationError",
     "Que",
+    "SchemaError",
     "SerializationError",
     "UnknownJobClass",
     "WorkSummary",

@@ -66,3 +66,13 @@ class JobExited(Error):
 
 class MigrationError(Error):
     """A schema migration was asked for that cannot be done."""
+
+
+class SchemaError(Error):
+    """que's tables are missing, at another version than this que's, or their
+    version cannot be read; the message says what to run."""
+
+    def __init__(self, message: str, *, version: int | None = None) -> None:
+        super().__init__(message)
+        self.version = version
+        """The database's schema version, where it could be read (0: no tables)."""

@@ -28,6 +28,7 @@ from que._redact import redact_passwords
 from que.cli.signals import HARD_STOP_EXIT_CODE, StopRequested, StopSignals
 from que.config import config
 from que.connection import UNCONFIGURED
+from que.errors import SchemaError
 from que.log import LEVELS, log_event
 from que.worker._clock import monotonic
 from que.worker.pool import WorkerPool, lock_conninfo_from_connection
@@ -314,25 +315,11 @@ def check_database(conninfo: str) -> None:
     try:
         with psycopg.connect(db.with_connection_defaults(conninfo),
                              autocommit=True) as connection:
-            version = migrations.db_version(connection)
+            migrations.require_latest(connection, where)
     except psycopg.Error as error:
         raise UsageError(f"cannot connect to the database ({where}): {_one_line(error)}") from None
-    if version == migrations.LATEST_VERSION:
-        return
-    if version == 0:
-        raise UsageError(
-            f"que's tables are missing from {where}: create them with Que.migrate() "
-            "(e.g. in a migration of your app)"
-        )
-    if version < migrations.LATEST_VERSION:
-        raise UsageError(
-            f"the que schema of {where} is at version {version}, this que needs "
-            f"{migrations.LATEST_VERSION}: run Que.migrate()"
-        )
-    raise UsageError(
-        f"the que schema of {where} is at version {version}, newer than this que "
-        f"knows ({migrations.LATEST_VERSION}): upgrade que"
-    )
+    except SchemaError as error:
+        raise UsageError(str(error)) from None
 
 
 def open_worker_connections(conninfo: str, size: int) -> ConnectionPool[Any]:

@@ -10,7 +10,7 @@ from importlib import resources
 
 from que import db, sql
 from que.connection import Connection
-from que.errors import MigrationError
+from que.errors import MigrationError, SchemaError
 
 LATEST_VERSION = 7
 
@@ -18,6 +18,24 @@ LATEST_VERSION = 7
 def db_version(connection: Connection) -> int:
     """The schema version of the database ``connection`` is on."""
     return int(db.run(connection, sql.DB_VERSION)[0]["version"])
+
+
+def require_latest(connection: Connection, where: str = "the database") -> None:
+    """Raise :class:`SchemaError`, with the remedy, unless the schema is at
+    :data:`LATEST_VERSION`. ``where`` names the database in the message."""
+    version = db_version(connection)
+    if version == LATEST_VERSION:
+        return
+    if version == 0:
+        message = (f"que's tables are missing from {where}: create them with Que.migrate() "
+                   "(e.g. in a migration of your app)")
+    elif version < LATEST_VERSION:
+        message = (f"the que schema of {where} is at version {version}, this que needs "
+                   f"{LATEST_VERSION}: run Que.migrate()")
+    else:
+        message = (f"the que schema of {where} is at version {version}, newer than this "
+                   f"que knows ({LATEST_VERSION}): upgrade que")
+    raise SchemaError(message, version=version)
 
 
 def migrate(connection: Connection, version: int = LATEST_VERSION) -> None:
