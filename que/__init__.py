@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from que._enqueueing import JobOptions
     from que.errors import (
         ConfigurationError,
+        ConfigurationTypeError,
         ConnectionLost,
         Error,
         JobDefinitionError,
@@ -37,9 +38,9 @@ __version__ = "0.1.0"
 _DEFINED_IN = {
     "JobOptions": "que._enqueueing",
     **dict.fromkeys([
-        "ConfigurationError", "ConnectionLost", "Error", "JobDefinitionError", "JobExited",
-        "JobOptionError", "LockLost", "MigrationError", "SchemaError", "SerializationError",
-        "UnknownJobClass",
+        "ConfigurationError", "ConfigurationTypeError", "ConnectionLost", "Error",
+        "JobDefinitionError", "JobExited", "JobOptionError", "LockLost", "MigrationError",
+        "SchemaError", "SerializationError", "UnknownJobClass",
     ], "que.errors"),
     "Que": "que.facade",
     "WorkSummary": "que.inline",
@@ -71,6 +72,7 @@ def enqueue(*args: Any, job_options: JobOptions, **kwargs: Any) -> Job:
 
 __all__ = [
     "ConfigurationError",
+    "ConfigurationTypeError",
     "ConnectionLost",
     "Error",
     "Job",

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 from que import db, registry, sql
-from que._schema import json_text_problem, text_problem
+from que._schema import MAXIMUM_QUEUE_LENGTH, json_text_problem, text_problem
 from que.config import config
 from que.errors import JobOptionError, SerializationError
 from que.job import Job
@@ -23,7 +23,6 @@ from que.runner import run_job
 
 MAXIMUM_TAGS = 5
 MAXIMUM_TAG_JSON_LENGTH = 100  # the database measures a tag as JSON text, quotes included
-MAXIMUM_QUEUE_LENGTH = 100
 MAXIMUM_JOB_CLASS_LENGTH = 200
 PRIORITY_RANGE = range(-32768, 32768)  # smallint
 
@@ -106,10 +105,13 @@ class BulkEnqueue:
     job_options: Mapping[str, Any]
     notify: bool
     pending: list[NewJob] = field(default_factory=list)
+    """To insert when the block ends."""
+    synchronous: list[NewJob] = field(default_factory=list)
+    """To run when the block ends (sync mode, or ``run_synchronously`` classes)."""
 
     @property
     def jobs(self) -> list[Job]:
-        return [new.job for new in self.pending]
+        return [new.job for new in self.pending + self.synchronous]
 
 
 _bulk = threading.local()
@@ -123,11 +125,12 @@ def enqueue_job(
     if batch is not None and batch.job_options:
         options = {**batch.job_options, **options}
     new = build(job_class, args, kwargs, options)
-    if config.mode == "sync" or job_class.setting("run_synchronously"):
-        return _run_synchronously(new)
-    if batch is not None:
-        batch.pending.append(new)
+    synchronous = config.mode == "sync" or bool(job_class.setting("run_synchronously"))
+    if batch is not None:  # run or inserted when the block ends, as Ruby's bulk_enqueue
+        (batch.synchronous if synchronous else batch.pending).append(new)
         return new.job
+    if synchronous:
+        return _run_synchronously(new)
     return _insert(new)
 
 
@@ -176,6 +179,8 @@ def bulk_enqueue(
 
     ``job_options`` apply to every job (a job's own options win). The notify
     triggers are skipped unless ``notify=True``: workers find the jobs by polling.
+    Jobs that run synchronously run when the block ends, in order; if the
+    block raises, nothing is inserted and nothing runs.
     """
     if getattr(_bulk, "batch", None) is not None:
         raise JobOptionError("bulk_enqueue", "Que.bulk_enqueue() blocks cannot be nested")
@@ -188,6 +193,8 @@ def bulk_enqueue(
         _bulk.batch = None
     if batch.pending:
         _insert_batch(batch)
+    for new in batch.synchronous:
+        _run_synchronously(new)
 
 
 def _insert_batch(batch: BulkEnqueue) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+MAXIMUM_QUEUE_LENGTH = 100  # que_jobs' queue_length check
+
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 
@@ -24,6 +26,15 @@ def text_problem(text: str) -> str | None:
         return "contains a NUL character (\\x00), which PostgreSQL cannot store"
     return (f"contains a lone surrogate (U+{ord(match.group()):04X}), which is not valid "
             "Unicode: decode bytes with errors='replace' or 'backslashreplace'")
+
+
+def queue_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a queue's name, or ``None`` if it can."""
+    if not isinstance(name, str) or not name or len(name) > MAXIMUM_QUEUE_LENGTH:
+        return (f"a queue name must be a string of 1 to {MAXIMUM_QUEUE_LENGTH} "
+                f"characters, not {name!r}")
+    problem = text_problem(name)
+    return None if problem is None else f"the queue name {name!r} {problem}"
 
 
 def storable_text(text: str) -> str:

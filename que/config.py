@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeAlias
 
+from que._schema import queue_name_problem
 from que.connection import UNCONFIGURED, ConnectionSource
-from que.errors import ConfigurationError
+from que.errors import ConfigurationError, ConfigurationTypeError
 
 Mode: TypeAlias = Literal["off", "sync", "async"]
 MODES: tuple[Mode, ...] = ("off", "sync", "async")
@@ -46,7 +47,7 @@ class Config:
     def __init__(self) -> None:
         self.connection: ConnectionSource = UNCONFIGURED
         self._mode: Mode = "off"
-        self.default_queue: str = DEFAULT_QUEUE
+        self._default_queue: str = DEFAULT_QUEUE
         self.error_notifier: ErrorNotifier | None = None
         self.clock: Clock = database_clock
         self.logger: logging.Logger = logging.getLogger("que")
@@ -57,13 +58,29 @@ class Config:
         self._job_module_prefixes: tuple[str, ...] = ()
 
     @property
+    def default_queue(self) -> str:
+        """The queue of jobs whose class names none; ``None`` sets it back to "default"."""
+        return self._default_queue
+
+    @default_queue.setter
+    def default_queue(self, name: str | None) -> None:
+        if name is None:
+            name = DEFAULT_QUEUE
+        problem = queue_name_problem(name)
+        if problem is not None:
+            error = ConfigurationError if isinstance(name, str) else ConfigurationTypeError
+            raise error(f"Que.default_queue: {problem}")
+        self._default_queue = name
+
+    @property
     def mode(self) -> Mode:
         return self._mode
 
     @mode.setter
     def mode(self, mode: Mode) -> None:
         if mode not in MODES:
-            raise ConfigurationError(
+            error = ConfigurationError if isinstance(mode, str) else ConfigurationTypeError
+            raise error(
                 f"Que.mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}"
             )
         self._mode = mode
@@ -77,7 +94,7 @@ class Config:
     @job_module_prefixes.setter
     def job_module_prefixes(self, prefixes: Iterable[str]) -> None:
         if isinstance(prefixes, str):
-            raise ConfigurationError(
+            raise ConfigurationTypeError(
                 f"Que.job_module_prefixes takes a list of module names, not the string "
                 f"{prefixes!r}: write [{prefixes!r}]"
             )
@@ -96,7 +113,8 @@ class Config:
         """The clock's current time (``None``: let the database decide)."""
         now = self.clock()
         if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
-            raise ConfigurationError(
+            error = ConfigurationError if isinstance(now, datetime) else ConfigurationTypeError
+            raise error(
                 f"the que clock returned {now!r}: it must return a timezone-aware "
                 "datetime, or None for the database's now()"
             )

@@ -17,7 +17,7 @@ from typing import Any, TypeAlias
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from que.errors import ConfigurationError
+from que.errors import ConfigurationError, ConfigurationTypeError
 
 Connection: TypeAlias = psycopg.Connection[Any]
 ConnectionProvider: TypeAlias = Callable[[], AbstractContextManager[Connection]]
@@ -43,7 +43,7 @@ class ConnectionSource:
             return
         with self._provider() as connection:
             if not isinstance(connection, psycopg.Connection):
-                raise ConfigurationError(
+                raise ConfigurationTypeError(
                     f"the connection provider {self.description} lent {connection!r}; "
                     "it must lend a psycopg.Connection"
                 )
@@ -85,7 +85,7 @@ def adapt(target: object) -> ConnectionSource:
         return ConnectionSource(target.connection, description=repr(target))
     if callable(target):
         return ConnectionSource(target, description=repr(target))
-    raise ConfigurationError(
+    raise ConfigurationTypeError(
         f"Que.connection cannot use {target!r}: give it a psycopg.Connection, a "
         "psycopg_pool.ConnectionPool, or a callable returning a context manager "
         "that yields a psycopg.Connection"

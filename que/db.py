@@ -16,13 +16,13 @@ from functools import partial
 from typing import Any, TypeAlias
 
 import psycopg
-from psycopg import Cursor, Pipeline, pq
+from psycopg import Cursor, Pipeline, errors, pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from que.config import config
 from que.connection import Connection
-from que.errors import ConnectionLost, Error
+from que.errors import ConnectionLost, Error, SchemaError
 from que.middleware import run_through
 
 Params: TypeAlias = Mapping[str, Any] | Sequence[Any] | None
@@ -147,8 +147,28 @@ def copy(connection: Connection, statement: str, rows: Iterable[Sequence[Any]]) 
 
 
 def _through_middleware(statement: str, params: Params, send: Callable[[], object]) -> None:
-    if not run_through(config.sql_middleware, (statement, params), send):
+    try:
+        sent = run_through(config.sql_middleware, (statement, params), send)
+    except (errors.UndefinedTable, errors.UndefinedColumn, errors.UndefinedFunction) as error:
+        schema_error = _schema_error(error)
+        if schema_error is None:
+            raise
+        raise schema_error from error
+    if not sent:
         raise Error(f"an SQL middleware did not call call_next(), so {statement!r} never ran")
+
+
+def _schema_error(error: psycopg.Error) -> SchemaError | None:
+    """A statement met no que table, or an older one: say what to run instead
+    (``None``: the error is about the caller's own SQL)."""
+    problem = error.diag.message_primary or str(error)
+    if "que_" not in problem:
+        return None
+    if isinstance(error, errors.UndefinedTable):
+        return SchemaError(f"que's tables are missing ({problem}): create them with "
+                           "Que.migrate() (e.g. in a migration of your app)", version=0)
+    return SchemaError(f"the que schema is older than this que needs ({problem}): run "
+                       "Que.migrate()")
 
 
 def execute(statement: str, params: Params = None) -> list[Row]:

@@ -7,8 +7,13 @@ class Error(Exception):
     """Base class of every error raised by que itself."""
 
 
-class ConfigurationError(Error):
-    """que is not set up the way the call needs (no connection, an invalid mode, ...)."""
+class ConfigurationError(Error, ValueError):
+    """que is not set up the way the call needs (no connection, an invalid mode, a
+    bad worker pool setting, ...)."""
+
+
+class ConfigurationTypeError(ConfigurationError, TypeError):
+    """A setting was given a value of the wrong type."""
 
 
 class JobOptionError(Error, ValueError):

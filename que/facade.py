@@ -115,7 +115,8 @@ class QueFacade:
 
     def db_version(self) -> int:
         """The schema version of the database (0: que is not installed)."""
-        return int(db.execute(sql.DB_VERSION)[0]["version"])
+        with db.checkout() as connection:
+            return migrations.db_version(connection)
 
     # -- the queue -------------------------------------------------------------------
 

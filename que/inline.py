@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from que import db, sql
+from que import db, migrations, sql
 from que.config import config
+from que.errors import ConfigurationError
 from que.runner import JobResult, run_job
 
 
@@ -57,7 +58,9 @@ def work(
     does not loop.
     """
     if limit is not None and limit < 0:
-        raise ValueError(f"limit must be a non-negative number of jobs, not {limit}")
+        raise ConfigurationError(f"limit must be a non-negative number of jobs, not {limit}")
+    with db.checkout() as connection:  # rows of another schema version would be misread
+        migrations.require_latest(connection)
     summary = WorkSummary()
     attempted: list[int] = []
     only_ids = None if recursive else db.execute(sql.UNFINISHED_JOB_IDS)[0]["ids"]

@@ -217,7 +217,7 @@ def _handle_error(job: Job, error: Exception, guard: Guard | None) -> None:
         _raise_if_connection_lost(handler_error)
         log_event(logging.ERROR, "handle_error_failed", job_id=job.id,
                   error=error_message(handler_error))
-        errors = [error, handler_error]
+        errors = [handler_error, error]  # in Ruby Que's order
         job.resolution = None  # rolled back with the handler's transaction
         try:
             with _error_transaction(job, guard):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from que import Job, Que
+from que import ConfigurationError, Job, Que
 from que_testing import ANY
 
 
@@ -145,8 +145,11 @@ def test_work_options_queue_limit_and_recursion(que_jobs):
     assert que_jobs.work(recursive=False).ran == 1  # Chain(2) but not the Chain(1) it enqueued
     que_jobs.assert_enqueued(Chain, args=[1])
     assert que_jobs.work(limit=1).ran == 1
-    assert que_jobs.work().ran == 0 or True
+    assert que_jobs.work().ran == 1  # the Chain(0) that Chain(1) enqueued
     assert len(que_jobs) == 0
+    with pytest.raises(ConfigurationError, match="limit must be") as raised:
+        que_jobs.work(limit=-1)
+    assert isinstance(raised.value, ValueError)
 
 
 def test_work_can_include_scheduled_jobs(que_jobs):

@@ -10,10 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
 import worker_fixtures
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from worker_fixtures import REPO, wait_for
 
 from que import ConfigurationError, __version__
@@ -215,20 +213,6 @@ def test_a_pool_given_a_malformed_connection_string_names_it_without_the_passwor
     with pytest.raises(ConfigurationError, match="cannot be read") as raised:
         pool.start()
     assert "s3" not in str(raised.value) and not pool.running
-
-
-@pytest.fixture
-def empty_database(que_database_url):
-    params = conninfo_to_dict(que_database_url)
-    name = f"{params['dbname']}_empty"
-    maintenance = make_conninfo(que_database_url, dbname="postgres")
-    with psycopg.connect(maintenance, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        connection.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield make_conninfo(que_database_url, dbname=name)
-        finally:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_a_database_without_que_tables(empty_database):

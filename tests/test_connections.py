@@ -32,9 +32,10 @@ def test_no_connection_configured_says_how_to_configure_one():
         Plain.enqueue()
 
 
-def test_an_unusable_connection_target_is_refused():
-    with pytest.raises(ConfigurationError, match="cannot use 42"):
+def test_an_unusable_connection_target_is_refused_as_a_type_error():
+    with pytest.raises(ConfigurationError, match="cannot use 42") as raised:
         Que.connection = 42
+    assert isinstance(raised.value, TypeError)
 
 
 def test_a_provider_must_lend_a_psycopg_connection():

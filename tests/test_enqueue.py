@@ -8,7 +8,8 @@ import psycopg
 import pytest
 
 import que
-from que import Job, JobOptionError, Que, SerializationError
+from que import ConfigurationError, Job, JobOptionError, Que, SerializationError
+from que_testing.fixtures import que_settings
 
 
 class Plain(Job):
@@ -91,6 +92,25 @@ def test_default_queue_setting(que_jobs):
         assert Configured.enqueue().attrs["queue"] == "mail"
     finally:
         Que.default_queue = previous
+
+
+def test_setting_the_default_queue_to_none_brings_back_default(que_jobs):
+    with que_settings(default_queue="elsewhere"):
+        Que.default_queue = None
+        assert Que.default_queue == "default"
+        assert Plain.enqueue().attrs["queue"] == "default"
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [("", ValueError), ("q" * 101, ValueError), ("q\x00", ValueError), (5, TypeError)],
+)
+def test_a_default_queue_no_job_could_have_is_refused(que_jobs, name, error):
+    with que_settings(default_queue="kept"):
+        with pytest.raises(ConfigurationError, match=r"Que\.default_queue") as raised:
+            Que.default_queue = name
+        assert isinstance(raised.value, error)
+        assert Que.default_queue == "kept"
 
 
 def test_explicit_name(que_jobs):

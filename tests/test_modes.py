@@ -119,11 +119,34 @@ def test_run_synchronously_class_setting(que_jobs):
     assert [job.args for job in que_jobs] == [["stored"]]
 
 
-@pytest.mark.parametrize("mode", ["on", "SYNC", None, "asynchronous"])
-def test_invalid_mode_is_refused(mode):
-    with pytest.raises(ConfigurationError, match=r"Que\.mode must be one of"):
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [("on", ValueError), ("SYNC", ValueError), ("asynchronous", ValueError),
+     (None, TypeError), (1, TypeError)],
+)
+def test_invalid_mode_is_refused(mode, error):
+    with pytest.raises(ConfigurationError, match=r"Que\.mode must be one of") as raised:
         Que.mode = mode
+    assert isinstance(raised.value, error)
     assert Que.mode == "off"
+
+
+def test_sync_jobs_in_a_bulk_enqueue_run_when_the_block_ends_in_order(que_jobs, que_sync):
+    with Que.bulk_enqueue():
+        Records.enqueue("first")
+        Records.enqueue("second")
+        assert Records.runs == []
+    assert [run[0] for run in Records.runs] == [("first",), ("second",)]
+    assert len(que_jobs) == 0
+
+
+def test_sync_jobs_in_a_bulk_enqueue_that_raises_never_run(que_jobs):
+    with pytest.raises(RuntimeError, match="abort"), Que.bulk_enqueue():
+        AlwaysSync.enqueue("never")
+        Records.enqueue("never stored")
+        raise RuntimeError("abort")
+    assert Records.runs == []
+    assert len(que_jobs) == 0
 
 
 def test_sync_enqueue_by_name_runs_the_registered_class(que_sync):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from worker_fixtures import wait_for
 
+from que import ConfigurationError
 from que.worker import PoolSettings, worker_priorities
 from que.worker.buffer import BufferedJob, JobBuffer, JobKey, Slots
 from que.worker.listener import parse
@@ -208,11 +209,28 @@ def test_worker_count_pads_or_trims_the_priorities_with_any(priorities, count, e
         ({"wait_period": 0}, "wait_period"),
         ({"maximum_buffer_size": -1}, "maximum_buffer_size"),
         ({"maximum_buffer_size": 0}, r"minimum_buffer_size \(2\) cannot be larger"),
+        ({"queues": {"q\x00": None}}, "NUL"),
     ],
 )
 def test_pool_settings_are_validated(options, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigurationError, match=message) as raised:
         PoolSettings(**options)
+    assert isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"worker_priorities": ("10",)}, "worker priority"),
+        ({"queues": {5: None}}, "queue name"),
+        ({"poll_interval": "5"}, "poll_interval"),
+        ({"maximum_buffer_size": 1.5}, "maximum_buffer_size"),
+    ],
+)
+def test_pool_settings_of_the_wrong_type_are_type_errors(options, message):
+    with pytest.raises(ConfigurationError, match=message) as raised:
+        PoolSettings(**options)
+    assert isinstance(raised.value, TypeError)
 
 
 def test_queues_default_to_the_default_queue_and_the_poll_interval():

@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 from worker_fixtures import job_count, ledger, locked_ids, scalar, wait_for
-from worker_jobs import Block, Record
+from worker_jobs import Block, Fail, Record, Resolve
 
-from que import Que, sql
+from que import ConfigurationError, Que, sql
 from que.worker import PoolSettings, WorkerPool, inprocess, locks, poller
 from que.worker.buffer import Slots
 from que.worker.locks import WorkerLock
@@ -94,6 +94,32 @@ def test_the_first_polls_serve_every_idle_worker_however_restrictive_the_first_o
                minimum_buffer_size=0, poll_interval=10, wait_period=0.01)
     wait_for(lambda: job_count(worker_db) == 0, timeout=5,
              what="every job to be worked well within the 10 s poll interval")
+
+
+def test_every_change_the_pool_makes_to_a_job_is_announced_on_que_state(
+    start_pool, worker_db, que_database_url
+):
+    """A Ruby app listening on que_state hears of jobs worked here as of its own."""
+    with psycopg.connect(que_database_url, autocommit=True) as listening:
+        listening.execute("LISTEN que_state")
+        jobs = {how: Resolve.enqueue(how).id for how in ("destroy", "finish", "expire")}
+        jobs["fail"] = Fail.enqueue().id
+        pool = start_pool(**FAST)
+        wait_for(lambda: scalar(worker_db, "SELECT count(*) FROM que_jobs WHERE error_count = 0 "
+                                           "AND finished_at IS NULL AND expired_at IS NULL") == 0,
+                 what="every job to be worked once")
+        assert pool.stop(timeout=10)
+        changes = {}
+        for notification in listening.notifies(timeout=1.0):
+            message = json.loads(notification.payload)
+            changes.setdefault(message["id"], []).append(
+                (message["previous_state"], message["current_state"]))
+    assert changes == {
+        jobs["destroy"]: [("nonexistent", "ready"), ("ready", "nonexistent")],
+        jobs["finish"]: [("nonexistent", "ready"), ("ready", "finished")],
+        jobs["expire"]: [("nonexistent", "ready"), ("ready", "expired")],
+        jobs["fail"]: [("nonexistent", "ready"), ("ready", "errored")],
+    }
 
 
 def test_an_announced_important_job_displaces_the_least_important_buffered_one(
@@ -304,6 +330,13 @@ def test_a_pool_that_cannot_connect_raises_and_starts_nothing(worker_db):
         pool.start()
     assert not pool.running
     assert pool.stop(timeout=1)
+
+
+def test_a_pool_starts_once(start_pool, worker_db):
+    pool = start_pool(**FAST)
+    with pytest.raises(ConfigurationError, match="make a new WorkerPool"):
+        pool.start()
+    assert pool.running
 
 
 class StopsThePool(Record, name="test_worker_pool.StopsThePool"):

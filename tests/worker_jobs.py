@@ -58,3 +58,13 @@ class Fail(Job, name="worker_jobs.Fail"):
 
     def run(self) -> None:
         raise RuntimeError("this job always fails")
+
+
+class Resolve(Job, name="worker_jobs.Resolve"):
+    """Resolve itself as told: "finish", "expire", or the default destroy."""
+
+    def run(self, how: str) -> None:
+        if how == "finish":
+            self.finish()
+        elif how == "expire":
+            self.expire()

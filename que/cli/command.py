@@ -25,6 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from que import Que, __version__, db, migrations
 from que._redact import redact_passwords
+from que._schema import MAXIMUM_QUEUE_LENGTH, queue_name_problem
 from que.cli.signals import HARD_STOP_EXIT_CODE, StopRequested, StopSignals
 from que.config import config
 from que.connection import UNCONFIGURED
@@ -116,9 +117,10 @@ def _priorities(text: str) -> list[int | None]:
 
 def _queue(text: str) -> tuple[str, float | None]:
     name, equals, interval = text.rpartition("=") if "=" in text else (text, "", "")
-    if not name or len(name) > 100:
+    if queue_name_problem(name) is not None:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a queue: give NAME or NAME=SECONDS, the name 1 to 100 characters"
+            f"{text!r} is not a queue: give NAME or NAME=SECONDS, the name 1 to "
+            f"{MAXIMUM_QUEUE_LENGTH} characters"
         )
     if not equals:
         return name, None

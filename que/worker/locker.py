@@ -32,7 +32,7 @@ from typing import Any
 
 import psycopg
 
-from que import db, sql
+from que import db, migrations, sql
 from que._redact import redact_passwords
 from que.config import config
 from que.connection import Connection
@@ -173,6 +173,7 @@ class Locker:
         connection = psycopg.connect(conninfo, autocommit=True)
         try:
             _check_stable_session(connection, conninfo)
+            migrations.require_latest(connection)
             db.run(connection, sql.LOCKER_SESSION)
             db.run(connection, sql.CLEAN_LOCKERS)
             self._relock(connection)

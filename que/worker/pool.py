@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from que import db
 from que.config import config
+from que.errors import ConfigurationError
 from que.job import error_message
 from que.log import log_event
 from que.worker.buffer import JobBuffer
@@ -109,7 +110,10 @@ class WorkerPool:
         """
         with self._lock:
             if self._locker is not None:
-                raise RuntimeError("this worker pool has already been started")
+                raise ConfigurationError(
+                    "this worker pool has already been started: make a new WorkerPool "
+                    "to start another"
+                )
             self._state = "starting"
             settings = self.settings
             self._queues = settings.queue_intervals(config.default_queue)

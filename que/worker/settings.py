@@ -11,7 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from que._schema import text_problem
+from que._schema import queue_name_problem
+from que.errors import ConfigurationError, ConfigurationTypeError
 
 ANY_PRIORITY = 32767
 """The least important priority a job can have (``priority`` is a smallint): a
@@ -78,33 +79,34 @@ class PoolSettings:
         object.__setattr__(self, "worker_priorities", tuple(self.worker_priorities))
         object.__setattr__(self, "queues", dict(self.queues))
         if not self.worker_priorities:
-            raise ValueError("a worker pool needs at least one worker")
+            raise ConfigurationError("a worker pool needs at least one worker")
         for threshold in self.worker_priorities:
-            if threshold is not None and (
-                isinstance(threshold, bool)
-                or not isinstance(threshold, int)
-                or not MOST_IMPORTANT_PRIORITY <= threshold <= ANY_PRIORITY
-            ):
-                raise ValueError(
+            if threshold is None:
+                continue
+            wrong_type = isinstance(threshold, bool) or not isinstance(threshold, int)
+            if wrong_type or not MOST_IMPORTANT_PRIORITY <= threshold <= ANY_PRIORITY:
+                raise (ConfigurationTypeError if wrong_type else ConfigurationError)(
                     f"a worker priority must be a whole number from {MOST_IMPORTANT_PRIORITY} "
                     f"to {ANY_PRIORITY}, or None for any, not {threshold!r}"
                 )
         for name, interval in self.queues.items():
-            if not isinstance(name, str) or not name or len(name) > 100:
-                raise ValueError(f"a queue name must be 1 to 100 characters, not {name!r}")
-            problem = text_problem(name)
+            problem = queue_name_problem(name)
             if problem is not None:
-                raise ValueError(f"the queue name {name!r} {problem}")
+                raise (ConfigurationError if isinstance(name, str)
+                       else ConfigurationTypeError)(problem)
             if interval is not None:
                 _check_positive(f"the poll interval of queue {name!r}", interval)
         _check_positive("poll_interval", self.poll_interval)
         _check_positive("wait_period", self.wait_period)
         for name in ("maximum_buffer_size", "minimum_buffer_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number of jobs >= 0, not {value!r}")
+            wrong_type = isinstance(value, bool) or not isinstance(value, int)
+            if wrong_type or value < 0:
+                raise (ConfigurationTypeError if wrong_type else ConfigurationError)(
+                    f"{name} must be a whole number of jobs >= 0, not {value!r}"
+                )
         if self.minimum_buffer_size > self.maximum_buffer_size:
-            raise ValueError(
+            raise ConfigurationError(
                 f"minimum_buffer_size ({self.minimum_buffer_size}) cannot be larger than "
                 f"maximum_buffer_size ({self.maximum_buffer_size}); to buffer nothing, "
                 "set both to 0"
@@ -122,10 +124,8 @@ class PoolSettings:
 
 
 def _check_positive(name: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    message = f"{name} must be a positive number of seconds, not {value!r}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationTypeError(message)
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(message)
