@@ -12,11 +12,11 @@ from typing import Final
 
 # -- schema version -------------------------------------------------------------
 
+# Whether que_jobs exists, and its comment as it is (the version, NULL, or
+# whatever a person wrote there) for que.migrations.db_version to read or refuse.
 DB_VERSION: Final = """
-SELECT CASE
-         WHEN to_regclass('public.que_jobs') IS NULL THEN 0
-         ELSE coalesce(obj_description(to_regclass('public.que_jobs'), 'pg_class'), '1')::integer
-       END AS version
+SELECT to_regclass('public.que_jobs') IS NOT NULL AS installed,
+       obj_description(to_regclass('public.que_jobs'), 'pg_class') AS comment
 """
 
 # -- enqueue --------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Schema migrations: each step up and down, the version 7 constraints and the notify triggers."""
+"""Schema migrations: each step up and down, the same schema as Ruby Que's at every
+version (either library migrates a database the other made), the version comment,
+the version 7 constraints and the notify triggers."""
 
 from __future__ import annotations
 
@@ -7,23 +9,27 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.errors import CheckViolation, NotNullViolation
 from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Json, Jsonb
 
-from que import MigrationError, Que
+from que import MigrationError, Que, SchemaError, migrations
 
 LATEST = 7
 ACTIVE_JOB_WRAPPER = "ActiveJob::QueueAdapters::QueAdapter::JobWrapper"
 
-# Everything que owns is in the public schema and named que_*. Each query
-# returns rows in a stable order; attribute numbers are left out on purpose
-# (a column dropped and re-added moves), but column order is kept.
+# For comparing que's schema with itself (a down step undoes its up step
+# exactly), in more detail than Ruby's catalogs below give: function bodies,
+# sequences, column order. Everything que owns is in the public schema and
+# named que_*. Each query returns rows in a stable order; attribute numbers are
+# left out on purpose (a column dropped and re-added moves).
 _QUE_RELATION = "c.relnamespace = 'public'::regnamespace AND starts_with(c.relname, 'que_')"
 _SNAPSHOT_QUERIES = {
     "relations": f"""
@@ -176,128 +182,211 @@ def test_unknown_versions_are_refused(que_db: psycopg.Connection[Any], version: 
     assert Que.db_version() == LATEST
 
 
-def test_latest_schema_columns(que_db: psycopg.Connection[Any]) -> None:
-    columns = [row[1:] for row in schema_snapshot(que_db)["columns"] if row[0] == "que_jobs"]
-    assert columns == [
-        ("priority", "smallint", "100", True),
-        ("run_at", "timestamp with time zone", "now()", True),
-        ("id", "bigint", "nextval('que_jobs_id_seq'::regclass)", True),
-        ("job_class", "text", None, True),
-        ("error_count", "integer", "0", True),
-        ("last_error_message", "text", None, False),
-        ("queue", "text", "'default'::text", True),
-        ("last_error_backtrace", "text", None, False),
-        ("finished_at", "timestamp with time zone", None, False),
-        ("expired_at", "timestamp with time zone", None, False),
-        ("args", "jsonb", "'[]'::jsonb", True),
-        ("data", "jsonb", "'{}'::jsonb", True),
-        ("job_schema_version", "integer", None, True),
-        ("kwargs", "jsonb", "'{}'::jsonb", True),
-    ]
+def comment_on_que_jobs(conn: psycopg.Connection[Any], comment: str | None) -> None:
+    """Set the comment that holds the schema version (``None``: no comment)."""
+    conn.execute(sql.SQL("COMMENT ON TABLE public.que_jobs IS {}").format(sql.Literal(comment)))
 
 
-def test_latest_schema_relations_and_indexes(que_db: psycopg.Connection[Any]) -> None:
-    snapshot = schema_snapshot(que_db)
-    tables = {
-        name: (persistence, options)
-        for name, kind, persistence, options, _ in snapshot["relations"]
-        if kind == "r"
-    }
-    assert tables == {
-        "que_jobs": ("p", "{fillfactor=90}"),
-        "que_lockers": ("u", None),
-        "que_values": ("p", "{fillfactor=90}"),
-    }
-    assert [definition for _, definition in snapshot["indexes"]] == [
-        "CREATE INDEX que_jobs_args_gin_idx ON public.que_jobs USING gin (args jsonb_path_ops)",
-        "CREATE INDEX que_jobs_data_gin_idx ON public.que_jobs USING gin (data jsonb_path_ops)",
-        "CREATE INDEX que_jobs_kwargs_gin_idx ON public.que_jobs USING gin (kwargs jsonb_path_ops)",
-        "CREATE INDEX que_poll_idx ON public.que_jobs USING btree"
-        " (job_schema_version, queue, priority, run_at, id)"
-        " WHERE ((finished_at IS NULL) AND (expired_at IS NULL))",
-        "CREATE UNIQUE INDEX que_jobs_pkey ON public.que_jobs USING btree (id)",
-        "CREATE UNIQUE INDEX que_lockers_pkey ON public.que_lockers USING btree (pid)",
-        "CREATE UNIQUE INDEX que_values_pkey ON public.que_values USING btree (key)",
-    ]
-
-
-# Versions 4 to 6 are numbered and shaped as in Ruby Que, so that a database a
-# Ruby app left at one of them upgrades correctly: 4 is the 1.0 rewrite (with
-# que_values), 5 adds job_schema_version (nullable, default 1) and a second poll
-# index leading with it, 6 adds kwargs, keeps only that poll index and makes
-# job_schema_version NOT NULL without a default, 7 adds the skip_notify WHENs.
-_POLL_COLUMNS = "queue, priority, run_at, id"
-_POLL_WHERE = " WHERE ((finished_at IS NULL) AND (expired_at IS NULL))"
-INTERMEDIATE_VERSIONS: dict[int, dict[str, Any]] = {
-    4: {
-        "job_schema_version": None,
-        "locker_job_schema_version": None,
-        "kwargs": False,
-        "poll_indexes": {"que_poll_idx": _POLL_COLUMNS},
-        "skip_notify": False,
-    },
-    5: {
-        "job_schema_version": ("integer", "1", False),
-        "locker_job_schema_version": ("integer", "1", False),
-        "kwargs": False,
-        "poll_indexes": {
-            "que_poll_idx": _POLL_COLUMNS,
-            "que_poll_idx_with_job_schema_version": f"job_schema_version, {_POLL_COLUMNS}",
-        },
-        "skip_notify": False,
-    },
-    6: {
-        "job_schema_version": ("integer", None, True),
-        "locker_job_schema_version": ("integer", "1", False),
-        "kwargs": True,
-        "poll_indexes": {"que_poll_idx": f"job_schema_version, {_POLL_COLUMNS}"},
-        "skip_notify": False,
-    },
-    7: {
-        "job_schema_version": ("integer", None, True),
-        "locker_job_schema_version": ("integer", "1", False),
-        "kwargs": True,
-        "poll_indexes": {"que_poll_idx": f"job_schema_version, {_POLL_COLUMNS}"},
-        "skip_notify": True,
-    },
+UNREADABLE_COMMENTS = {
+    "no comment": (None, "has no comment"),
+    "empty (PostgreSQL removes it)": ("", "has no comment"),
+    "a word": ("seven", "has the comment 'seven', which is not a version number"),
+    "a decimal": ("7.0", "has the comment '7.0', which is not a version number"),
+    "spaces": (" 7", "has the comment ' 7', which is not a version number"),
+    "negative": ("-1", "has the comment '-1', which is not a version number"),
+    "zero, with the table": ("0", "has the comment '0', which is not a version number"),
+    "a non-ASCII digit": ("\u0667", "has the comment '\u0667', which is not a version number"),
 }
 
 
-@pytest.mark.parametrize("version", INTERMEDIATE_VERSIONS)
-def test_versions_4_to_7_are_shaped_as_in_ruby_que(
-    que_db: psycopg.Connection[Any], version: int
+@pytest.mark.parametrize(("comment", "problem"), UNREADABLE_COMMENTS.values(),
+                         ids=UNREADABLE_COMMENTS.keys())
+def test_a_version_comment_que_cannot_read_is_refused(
+    que_db: psycopg.Connection[Any], comment: str | None, problem: str
 ) -> None:
-    expected = INTERMEDIATE_VERSIONS[version]
-    Que.migrate(version=version)
-    snapshot = schema_snapshot(que_db)
+    """Guessing (no comment used to read as version 1) would run the wrong steps."""
+    comment_on_que_jobs(que_db, comment)
+    before = schema_snapshot(que_db)
 
-    columns = {(table, name): tuple(rest) for table, name, *rest in snapshot["columns"]}
-    assert columns.get(("que_jobs", "job_schema_version")) == expected["job_schema_version"]
-    assert (
-        columns.get(("que_lockers", "job_schema_version")) == expected["locker_job_schema_version"]
+    with pytest.raises(SchemaError) as excinfo:
+        Que.migrate()
+    message = str(excinfo.value)
+    assert f"public.que_jobs {problem}" in message
+    assert "COMMENT ON TABLE public.que_jobs IS '<version>'" in message
+    assert excinfo.value.version is None
+    assert schema_snapshot(que_db) == before
+
+    comment_on_que_jobs(que_db, str(LATEST))  # the remedy the message gives
+    Que.migrate()
+    assert migrations.db_version(que_db) == LATEST
+
+
+def test_the_que_command_check_names_the_database(que_db: psycopg.Connection[Any]) -> None:
+    comment_on_que_jobs(que_db, None)
+    with pytest.raises(SchemaError) as excinfo:
+        migrations.require_latest(que_db, "app on db:5432")
+    assert str(excinfo.value).startswith("cannot tell the que schema version of app on db:5432: ")
+
+
+def test_que_db_version_refuses_an_unreadable_comment(que_db: psycopg.Connection[Any]) -> None:
+    comment_on_que_jobs(que_db, None)
+    with pytest.raises(SchemaError, match="has no comment"):
+        Que.db_version()
+
+
+# --- the same schema as Ruby's Que, version by version ----------------------------
+#
+# tests/ruby_que_schema/vN.txt is Ruby Que 2.4.1's catalog at version N, as its
+# snapshot.sql prints it; tests/ruby_que_migrations/ holds Ruby Que's own steps.
+# The tests work in a database of their own (snapshot.sql reads every trigger of
+# the database), each inside a transaction that is rolled back; a test walks
+# through the versions one step at a time and tries each branch in a savepoint,
+# which keeps them to a few hundred milliseconds each.
+
+TESTS = Path(__file__).resolve().parent
+RUBY_SCHEMA = TESTS / "ruby_que_schema"
+RUBY_MIGRATIONS = TESTS / "ruby_que_migrations"
+CATALOG_QUERIES = (RUBY_SCHEMA / "snapshot.sql").read_text()
+VERSIONS = range(1, LATEST + 1)
+
+
+@pytest.fixture(scope="module")
+def _empty_database(que_database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """One database for the module (unlike ``empty_database``: one per test), as
+    every test here leaves it empty."""
+    name = f"{conninfo_to_dict(que_database_url)['dbname']}_ruby_schema"
+    with psycopg.connect(que_database_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+        try:
+            with psycopg.connect(que_database_url, dbname=name) as conn:
+                yield conn
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def empty_db(_empty_database: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+    """A database with nothing in it, like the one Ruby's catalogs were read in."""
+    with _empty_database.transaction(force_rollback=True):
+        yield _empty_database
+
+
+def catalog(conn: psycopg.Connection[Any]) -> list[str]:
+    """snapshot.sql's output as ``psql -tA`` prints it: fields joined by ``|``,
+    NULL as nothing, a value with line breaks over several lines."""
+    rows: list[str] = []
+    with conn.cursor() as cur:
+        cur.execute(CATALOG_QUERIES)
+        while True:
+            result = cur.pgresult
+            assert result is not None
+            rows.extend(
+                "|".join((result.get_value(row, field) or b"").decode()
+                         for field in range(result.nfields))
+                for row in range(result.ntuples)
+            )
+            if not cur.nextset():
+                return "\n".join(rows).splitlines()
+
+
+def ruby_catalog(version: int) -> list[str]:
+    if version == 0:
+        return []
+    return (RUBY_SCHEMA / f"v{version}.txt").read_text().splitlines()
+
+
+def ruby_catalog_after_its_down_steps(version: int) -> list[str]:
+    """Ruby's 7 -> 6 step leaves que_state_notify with 7's WHEN, and its 6, 5 and 4
+    keep it (see ruby_que_schema/README.md); que's own down steps are exact."""
+    state_trigger = "trigger|que_jobs|que_state_notify|"
+    (latest,) = [line for line in ruby_catalog(LATEST) if line.startswith(state_trigger)]
+    return [latest if line.startswith(state_trigger) else line for line in ruby_catalog(version)]
+
+
+def column_order(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+    """Each que table's columns in order, which the catalog (sorted by name) does not show."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return cur.execute(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND starts_with(table_name, 'que_')"
+            " ORDER BY table_name, ordinal_position"
+        ).fetchall()
+
+
+def que_migrate(conn: psycopg.Connection[Any], version: int) -> None:
+    with Que.using(conn):
+        Que.migrate(version=version)
+
+
+def ruby_migrate(conn: psycopg.Connection[Any], version: int) -> None:
+    """What Ruby Que's ``Migrations.migrate!(version:)`` does: its step files from
+    the version the comment says to ``version``, then the comment (not for 0)."""
+    current = int(scalar(conn, "SELECT coalesce("
+                               "obj_description(to_regclass('public.que_jobs'), 'pg_class'), '0')"))
+    if version == current:
+        return
+    steps = (
+        [RUBY_MIGRATIONS / str(step) / "up.sql" for step in range(current + 1, version + 1)]
+        if version > current
+        else [RUBY_MIGRATIONS / str(step) / "down.sql" for step in range(current, version, -1)]
     )
-    assert (("que_jobs", "kwargs") in columns) == expected["kwargs"]
-    assert ("que_values", "value") in columns
+    with conn.transaction():
+        for step in steps:
+            conn.execute(step.read_text())
+        if version:
+            comment_on_que_jobs(conn, str(version))
 
-    poll_indexes = {
-        name: definition
-        for _, definition in snapshot["indexes"]
-        if (name := definition.split()[2]).startswith("que_poll_idx")
-    }
-    assert poll_indexes == {
-        name: f"CREATE INDEX {name} ON public.que_jobs USING btree ({cols}){_POLL_WHERE}"
-        for name, cols in expected["poll_indexes"].items()
-    }
 
-    triggers = {name: definition for _, name, definition, _ in snapshot["triggers"]}
-    assert set(triggers) == {"que_job_notify", "que_state_notify"}
-    for definition in triggers.values():
-        assert ("que.skip_notify" in definition) == expected["skip_notify"]
+MIGRATORS = {"que": que_migrate, "ruby": ruby_migrate}
+BY_ONE_THEN_THE_OTHER = pytest.mark.parametrize(
+    ("maker", "migrator"), [("ruby", "que"), ("que", "ruby")],
+    ids=["made by ruby, migrated by que", "made by que, migrated by ruby"],
+)
 
-    notify_function = next(
-        body for name, body in snapshot["functions"] if name == "que_job_notify()"
-    )
-    assert ("NEW.job_schema_version" in notify_function) == (version >= 5)
+
+def test_each_version_is_ruby_ques(empty_db: psycopg.Connection[Any]) -> None:
+    """Up from nothing and down from 7, que's version N is Ruby's, with the columns
+    in Ruby's order (which the catalog, sorted by name, does not show)."""
+    ruby_columns = {}
+    with empty_db.transaction(force_rollback=True):
+        for version in VERSIONS:
+            ruby_migrate(empty_db, version)
+            assert catalog(empty_db) == ruby_catalog(version), f"Ruby's steps to {version}"
+            ruby_columns[version] = column_order(empty_db)
+
+    for version in [*VERSIONS, *reversed(range(LATEST))]:
+        que_migrate(empty_db, version)
+        assert catalog(empty_db) == ruby_catalog(version), f"que's steps to {version}"
+        assert column_order(empty_db) == ruby_columns.get(version, []), f"columns at {version}"
+
+
+@BY_ONE_THEN_THE_OTHER
+def test_a_database_at_any_version_upgrades_with_the_other_library(
+    empty_db: psycopg.Connection[Any], maker: str, migrator: str
+) -> None:
+    for version in VERSIONS:
+        MIGRATORS[maker](empty_db, version)
+        with empty_db.transaction(force_rollback=True):
+            MIGRATORS[migrator](empty_db, LATEST)
+            assert catalog(empty_db) == ruby_catalog(LATEST), f"upgraded from {version}"
+
+
+@BY_ONE_THEN_THE_OTHER
+def test_a_database_at_7_downgrades_with_the_other_library(
+    empty_db: psycopg.Connection[Any], maker: str, migrator: str
+) -> None:
+    """Down to each version; where Ruby's steps leave more than a fresh database
+    has, the maker takes it back up to a fresh 7 all the same."""
+    expected = ruby_catalog_after_its_down_steps if migrator == "ruby" else ruby_catalog
+    MIGRATORS[maker](empty_db, LATEST)
+    for version in reversed(range(LATEST)):
+        MIGRATORS[migrator](empty_db, version)
+        assert catalog(empty_db) == expected(version), f"downgraded to {version}"
+        if expected(version) != ruby_catalog(version):
+            with empty_db.transaction(force_rollback=True):
+                MIGRATORS[maker](empty_db, LATEST)
+                assert catalog(empty_db) == ruby_catalog(LATEST), f"up again from {version}"
 
 
 def test_job_schema_version_must_be_given(que_db: psycopg.Connection[Any]) -> None:
@@ -318,6 +407,19 @@ def test_down_to_3_deletes_finished_and_expired_jobs(que_db: psycopg.Connection[
 
     remaining = Que.execute("SELECT job_id FROM public.que_jobs ORDER BY job_id")
     assert [row["job_id"] for row in remaining] == [ready, errored]
+
+
+def test_version_1_rows_keep_their_priority_on_the_way_to_7(
+    que_db: psycopg.Connection[Any],
+) -> None:
+    Que.migrate(version=0)
+    Que.migrate(version=1)
+    job_id = insert_row(que_db, "que_jobs", job_class="OldJob", priority=5)["job_id"]
+
+    Que.migrate(version=LATEST)
+    assert Que.execute("SELECT id, priority, queue, args FROM public.que_jobs") == [
+        {"id": job_id, "priority": 5, "queue": "default", "args": []}
+    ]
 
 
 def test_version_3_rows_survive_the_trip_to_7_and_back(que_db: psycopg.Connection[Any]) -> None:

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The console script: ``que [options] [module ...]``. Returns the exit code."""
     signals = StopSignals().install()
     try:
-        from que.cli.command import command
+        from que.cli.command import command  # after the handlers: it loads psycopg and more
 
         return command(sys.argv[1:] if argv is None else argv, signals)
     finally:

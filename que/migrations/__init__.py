@@ -1,7 +1,9 @@
 """The versioned schema, compatible with Que 2.x: version 7, one step at a time.
 
 Each version ``N`` has ``N/up.sql`` (from N-1) and ``N/down.sql`` (back to N-1);
-the version is kept as the comment on ``que_jobs``, 0 meaning no table.
+the version is kept as the comment on ``que_jobs``, 0 meaning no table. Every
+version is Ruby Que's schema of that number (tests/ruby_que_schema), so either
+library migrates a database the other made.
 """
 
 from __future__ import annotations
@@ -15,15 +17,34 @@ from que.errors import MigrationError, SchemaError
 LATEST_VERSION = 7
 
 
-def db_version(connection: Connection) -> int:
-    """The schema version of the database ``connection`` is on."""
-    return int(db.run(connection, sql.DB_VERSION)[0]["version"])
+def db_version(connection: Connection, where: str = "the database") -> int:
+    """The schema version of the database ``connection`` is on (0: no tables).
+
+    Raises :class:`SchemaError` if ``que_jobs`` exists but its comment is not a
+    version: a guess would run the wrong steps (Ruby's Que refuses too).
+    ``where`` names the database in the message.
+    """
+    row = db.run(connection, sql.DB_VERSION)[0]
+    if not row["installed"]:
+        return 0
+    comment: str | None = row["comment"]
+    if comment is not None and comment.isascii() and comment.isdigit() and int(comment) > 0:
+        return int(comment)
+    problem = ("has no comment" if comment is None
+               else f"has the comment {comment!r}, which is not a version number")
+    raise SchemaError(
+        f"cannot tell the que schema version of {where}: public.que_jobs {problem}, and "
+        "que, like Ruby's Que, keeps the version there (a dump and restore can lose it: "
+        "the schema dumps of Rails 7.0.0 to 7.0.2 do). If you know which version the "
+        "schema is at, record it with COMMENT ON TABLE public.que_jobs IS '<version>' "
+        "(for example '7', the latest) and try again"
+    )
 
 
 def require_latest(connection: Connection, where: str = "the database") -> None:
     """Raise :class:`SchemaError`, with the remedy, unless the schema is at
     :data:`LATEST_VERSION`. ``where`` names the database in the message."""
-    version = db_version(connection)
+    version = db_version(connection, where)
     if version == LATEST_VERSION:
         return
     if version == 0:

@@ -1,9 +1,6 @@
--- Version 2: named queues; the queue leads the primary key.
+-- Version 2: priority defaults to 100 instead of 1, so a job can be made more
+-- important than the default without a negative priority.
 
-ALTER TABLE public.que_jobs ADD COLUMN queue text NOT NULL DEFAULT '';
-
-ALTER TABLE public.que_jobs DROP CONSTRAINT que_jobs_pkey;
-ALTER TABLE public.que_jobs
-  ADD CONSTRAINT que_jobs_pkey PRIMARY KEY (queue, priority, run_at, job_id);
+ALTER TABLE public.que_jobs ALTER COLUMN priority SET DEFAULT 100;
 
 COMMENT ON TABLE public.que_jobs IS '2';
