@@ -32,8 +32,10 @@ Row: TypeAlias = dict[str, Any]
 CONNECTION_DEFAULTS: Mapping[str, str | int] = {
     "connect_timeout": 10,  # seconds for one connection attempt
     # A server that stops answering (a partition, a dead host) is noticed in
-    # bounded time, not after the kernel's two hours: an idle connection after
-    # 10 + 3 * 5 = 25 s of unanswered probes, one with data in flight after 30 s.
+    # bounded time, not after the kernel's two hours: keepalive probes start
+    # after 10 s idle, and tcp_user_timeout ends the connection once data (probes
+    # included) has gone unacknowledged for 30 s (on Linux, which then waits for
+    # it rather than for keepalives_count probes).
     "keepalives": 1,
     "keepalives_idle": 10,
     "keepalives_interval": 5,

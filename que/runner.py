@@ -79,6 +79,7 @@ def run_job(row: dict[str, Any], *, job: Job | None = None, reraise: bool = Fals
     """
     started = time.monotonic()
     error: Exception | None = None
+    connection: Connection | None = None
     try:
         if job is None:
             job = _instantiate(row)
@@ -89,7 +90,7 @@ def run_job(row: dict[str, Any], *, job: Job | None = None, reraise: bool = Fals
                 _work(job)
     except Exception as failure:
         error = failure
-    result = _finish(job or Job(row), error, started, guard=None)
+    result = _finish(job or Job(row), error, started, guard=None, connection=connection)
     if reraise and result.error is not None:
         raise result.error
     return result
@@ -105,6 +106,7 @@ def run_guarded_job(guard: Guard) -> JobResult | None:
     row: dict[str, Any] | None = None
     job: Job | None = None
     error: Exception | None = None
+    connection: Connection | None = None
     try:
         with db.checkout() as connection, _job_transaction(connection):
             row = guard.claim(connection)
@@ -116,7 +118,7 @@ def run_guarded_job(guard: Guard) -> JobResult | None:
         if row is None:  # the claim itself failed: no job to blame
             raise
         error = failure if isinstance(failure, Exception) else JobExited(failure)
-    return _finish(job or Job(row), error, started, guard=guard)
+    return _finish(job or Job(row), error, started, guard=guard, connection=connection)
 
 
 def _instantiate(row: dict[str, Any], *, decode: bool = False) -> Job:
@@ -144,7 +146,11 @@ def _work(job: Job) -> None:
         raise
 
 
-def _finish(job: Job, error: Exception | None, started: float, *, guard: Guard | None) -> JobResult:
+def _finish(
+    job: Job, error: Exception | None, started: float, *, guard: Guard | None,
+    connection: Connection | None,
+) -> JobResult:
+    """Log a success, or handle a failure; ``connection`` is the one the job ran on."""
     elapsed = time.monotonic() - started
     if error is None:
         level = level_number(job.log_level(elapsed))
@@ -152,16 +158,22 @@ def _finish(job: Job, error: Exception | None, started: float, *, guard: Guard |
             log_event(level, "job_worked", job_id=job.id, job_class=job.attrs["job_class"],
                       elapsed=round(elapsed, 6))
         return JobResult(job, None, elapsed)
-    _raise_if_connection_lost(error)
+    _raise_if_connection_lost(error, connection)
     _handle_error(job, error, guard)
     log_event(logging.ERROR, "job_errored", job_id=job.id, job_class=job.attrs["job_class"],
               error_count=job.error_count, error=error_message(error), elapsed=round(elapsed, 6))
     return JobResult(job, error, elapsed)
 
 
-def _raise_if_connection_lost(error: BaseException) -> None:
-    """A job whose connection broke did not fail: nothing of it was recorded."""
-    if db.connection_lost(error):
+def _raise_if_connection_lost(error: BaseException, connection: Connection | None) -> None:
+    """A job whose connection broke did not fail: nothing of it was recorded.
+
+    Only que's own connection counts: an error of a connection the job opened
+    itself (to another database, say) is the job's error.
+    """
+    if connection is not None and (connection.broken or connection.closed) and (
+        db.connection_lost(error)
+    ):
         raise ConnectionLost(f"the job's connection was lost: {error_message(error)}") from error
 
 
@@ -188,24 +200,25 @@ def _job_transaction(connection: Connection) -> Iterator[None]:
 
 
 @contextmanager
-def _error_transaction(job: Job, guard: Guard | None) -> Iterator[None]:
-    """Where a failure is recorded: in the worker pool, a transaction that holds
-    the worker's lock on the job again."""
+def _error_transaction(job: Job, guard: Guard | None) -> Iterator[Connection | None]:
+    """Where a failure is recorded (on the connection yielded): in the worker pool,
+    a transaction that holds the worker's lock on the job again."""
     if job.id is None:  # sync mode: there is no row to record anything on
-        yield
+        yield None
         return
     with db.checkout() as connection, _job_transaction(connection):
         if guard is not None and not guard.reclaim(connection):
             raise LockLost(job.id)
-        yield
+        yield connection
 
 
 def _handle_error(job: Job, error: Exception, guard: Guard | None) -> None:
     """Let the job decide what its failure means, then notify if it asks to."""
     job.error = error
     errors: list[BaseException] = []
+    connection: Connection | None = None
     try:
-        with _error_transaction(job, guard):
+        with _error_transaction(job, guard) as connection:
             if job.handle_error(error):
                 errors.append(error)
             if job.resolution is None:  # left as it was, the job would be ready again at once
@@ -214,7 +227,7 @@ def _handle_error(job: Job, error: Exception, guard: Guard | None) -> None:
         _log_lock_lost(lost)
         errors = [error]
     except Exception as handler_error:
-        _raise_if_connection_lost(handler_error)
+        _raise_if_connection_lost(handler_error, connection)
         log_event(logging.ERROR, "handle_error_failed", job_id=job.id,
                   error=error_message(handler_error))
         errors = [handler_error, error]  # in Ruby Que's order

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 from worker_fixtures import job_count, ledger, locked_ids, scalar, wait_for
-from worker_jobs import Block, Fail, Record, Resolve
+from worker_jobs import Block, ConnectsNowhere, Fail, Record, Resolve
 
 from que import ConfigurationError, Que, sql
 from que.worker import PoolSettings, WorkerPool, inprocess, locks, poller
@@ -247,6 +247,17 @@ def test_a_terminated_worker_connection_loses_no_job(start_pool, worker_db, tmp_
     wait_for(lambda: ledger(worker_db) == ["victim"], what="the job to run again")
     wait_for(lambda: job_count(worker_db) == 0)
     assert job.id not in locked_ids(worker_db)
+
+
+def test_a_connection_error_of_the_jobs_own_connection_is_the_jobs_error(start_pool, worker_db):
+    """Only que's connection breaking means "nothing was recorded, run it again"."""
+    job = ConnectsNowhere.enqueue()
+    start_pool(**FAST)
+    wait_for(lambda: scalar(worker_db, "SELECT error_count FROM que_jobs WHERE id = %s",
+                            [job.id]) == 1, what="the failure to be recorded")
+    message = scalar(worker_db, "SELECT last_error_message FROM que_jobs WHERE id = %s",
+                     [job.id])
+    assert message.startswith("OperationalError: connection"), message
 
 
 def test_async_mode_starts_and_stops_the_in_process_pool(worker_db):

@@ -11,6 +11,8 @@ import os
 import time
 from pathlib import Path
 
+import psycopg
+
 from que import Job, Que
 
 BLOCK_TIMEOUT = 30.0  # seconds a Block job waits for its release file before failing
@@ -68,3 +70,10 @@ class Resolve(Job, name="worker_jobs.Resolve"):
             self.finish()
         elif how == "expire":
             self.expire()
+
+
+class ConnectsNowhere(Job, name="worker_jobs.ConnectsNowhere"):
+    """Fails with a connection error of a connection it opens itself, not que's."""
+
+    def run(self) -> None:
+        psycopg.connect("host=127.0.0.1 port=1 dbname=nowhere connect_timeout=2").close()
