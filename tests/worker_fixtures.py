@@ -11,7 +11,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -79,13 +80,15 @@ class QueProcess:
     """A `que` command run by a test, its stdout and stderr kept in files."""
 
     def __init__(self, args: list[str], *, env: dict[str, str], directory: Path,
-                 name: str) -> None:
+                 name: str, prefix: Sequence[str] = ()) -> None:
+        """``prefix``: a command that execs the rest in place (``ip netns exec NS``),
+        so that the process's pid is still the que command's."""
         self.args = args
         self.stdout_path = directory / f"{name}.stdout"
         self.stderr_path = directory / f"{name}.stderr"
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "que.cli", *args], cwd=REPO, env=env,
+                [*prefix, sys.executable, "-m", "que.cli", *args], cwd=REPO, env=env,
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL,
             )
 
@@ -136,6 +139,18 @@ class QueProcess:
         return self.popen.wait(timeout)
 
 
+def stop_processes(processes: list[QueProcess]) -> list[int]:
+    """SIGTERM every process at once, then wait for each; their exit codes."""
+    for process in processes:
+        process.signal(signal.SIGTERM)
+    return [process.wait() for process in processes]
+
+
+def all_events(processes: list[QueProcess]) -> list[dict[str, Any]]:
+    """Every JSON event the processes logged, for ``ledger.tally``."""
+    return [event for process in processes for event in process.events()]
+
+
 @pytest.fixture(scope="session")
 def _worker_ledger_table(que_database_url: str) -> None:
     with psycopg.connect(que_database_url, autocommit=True) as connection:
@@ -167,21 +182,24 @@ def worker_db(
     Que.clock = previous_clock
 
 
-@pytest.fixture
-def que_processes(
-    worker_db: psycopg.Connection[Any], que_database_url: str, tmp_path: Path
+@contextmanager
+def que_process_starter(
+    database_url: str, connection: psycopg.Connection[Any], directory: Path
 ) -> Iterator[Callable[..., QueProcess]]:
-    """Start `que` processes (``-m que.cli``) on the test database; killed after the test."""
+    """Start `que` processes (``-m que.cli``) on ``database_url``, waiting for each to
+    register through ``connection``; kill those still running at the end of the block."""
     started: list[QueProcess] = []
-    env = {**os.environ, "DATABASE_URL": que_database_url}
+    env = {**os.environ, "DATABASE_URL": database_url}
 
     def start(*args: str, modules: tuple[str, ...] = (JOBS_FILE,), ready: bool = True,
-              extra_env: dict[str, str] | None = None) -> QueProcess:
+              extra_env: dict[str, str] | None = None,
+              prefix: Sequence[str] = ()) -> QueProcess:
         process = QueProcess([*args, *modules], env={**env, **(extra_env or {})},
-                             directory=tmp_path, name=f"que-{len(started) + 1}")
+                             directory=directory, name=f"que-{len(started) + 1}",
+                             prefix=prefix)
         started.append(process)
         if ready:
-            process.wait_ready(worker_db)
+            process.wait_ready(connection)
         return process
 
     try:
@@ -191,3 +209,12 @@ def que_processes(
             if process.popen.poll() is None:
                 process.popen.kill()
             process.popen.wait(PROCESS_EXIT_TIMEOUT)
+
+
+@pytest.fixture
+def que_processes(
+    worker_db: psycopg.Connection[Any], que_database_url: str, tmp_path: Path
+) -> Iterator[Callable[..., QueProcess]]:
+    """Start `que` processes (``-m que.cli``) on the test database; killed after the test."""
+    with que_process_starter(que_database_url, worker_db, tmp_path) as start:
+        yield start

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from private_server import private_db, private_que_processes, private_server
+
+__all__ = ["private_db", "private_que_processes", "private_server"]  # fixtures, found by name
 
 HERE = Path(__file__).parent
 
