@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from fault_jobs import SCHEMA
+from fault_jobs import SCHEMA, Ledger
+
+from que import Que
 
 # Two attempts of one key in two processes whose run bodies overlapped in time.
 # An attempt whose process died has no end: it counts as lasting an instant.
@@ -42,6 +44,15 @@ class Tally:
 def reset(connection: psycopg.Connection[Any]) -> None:
     connection.execute(SCHEMA)
     connection.execute("TRUNCATE fault_ledger, fault_attempts")
+
+
+def enqueue(count: int, sleep: float = 0.0) -> list[str]:
+    """Enqueue ``count`` Ledger jobs (each sleeping ``sleep`` s) in one insert; their keys."""
+    keys = [f"job-{n}" for n in range(count)]
+    with Que.bulk_enqueue():
+        for key in keys:
+            Ledger.enqueue(key, sleep)
+    return keys
 
 
 def tally(

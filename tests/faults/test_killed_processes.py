@@ -14,8 +14,7 @@ import time
 from typing import Any
 
 import psycopg
-from fault_jobs import Ledger
-from ledger import reset, tally
+from ledger import enqueue, reset, tally
 from test_lost_connections import FAULT_JOBS
 from worker_fixtures import (
     QueProcess,
@@ -25,8 +24,6 @@ from worker_fixtures import (
     stop_processes,
     wait_for,
 )
-
-from que import Que
 
 JOBS = 2400
 KILLS = 3
@@ -60,10 +57,7 @@ def kill(victim: QueProcess, connection: psycopg.Connection[Any]) -> dict[str, A
 
 def test_sigkilled_processes_jobs_are_done_by_the_others(que_processes, worker_db):
     reset(worker_db)
-    keys = [f"job-{n}" for n in range(JOBS)]
-    with Que.bulk_enqueue():
-        for key in keys:
-            Ledger.enqueue(key, 0.02)  # 12 workers: some 4 s of work
+    keys = enqueue(JOBS, 0.02)  # 12 workers: some 4 s of work
 
     def start() -> QueProcess:
         return que_processes("-w", "4", "-i", "0.2", modules=(FAULT_JOBS,))

@@ -8,11 +8,8 @@ import time
 from typing import Any
 
 import psycopg
-from fault_jobs import Ledger
-from ledger import reset, tally
+from ledger import enqueue, reset, tally
 from worker_fixtures import job_count, wait_for
-
-from que import Que
 
 FAULT_JOBS = "tests/faults/fault_jobs.py"
 
@@ -34,10 +31,7 @@ def test_terminated_locker_and_worker_backends_lose_nothing_and_commit_nothing_t
     que_processes, worker_db
 ):
     reset(worker_db)
-    keys = [f"job-{n}" for n in range(3000)]
-    with Que.bulk_enqueue():
-        for key in keys:
-            Ledger.enqueue(key, 0.001)
+    keys = enqueue(3000, 0.001)
     processes = [que_processes("-w", "4", "-i", "0.2", modules=(FAULT_JOBS,))
                  for _ in range(3)]
     terminated = {"que-locker": 0, "que-worker": 0}

@@ -23,12 +23,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from fault_jobs import Ledger
-from ledger import reset, tally
+from ledger import enqueue, reset, tally
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from test_lost_connections import FAULT_JOBS
 from worker_fixtures import ADVISORY_LOCKS, REPO, job_count, scalar, wait_for
 
-from que import ConfigurationError, Que
+from que import ConfigurationError
 from que.worker import PoolSettings, WorkerPool
 
 PGBOUNCER = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
@@ -132,10 +132,7 @@ def test_the_deployment_recipe_runs_jobs_through_pgbouncer_and_locks_directly(
     assert recipe is not None, "docs/deployment.md lost its PgBouncer recipe"
     (tmp_path / "que_setup.py").write_text(recipe.group(1))
     reset(worker_db)
-    keys = [f"job-{n}" for n in range(1000)]
-    with Que.bulk_enqueue():
-        for key in keys:
-            Ledger.enqueue(key, 0.001)
+    keys = enqueue(1000, 0.001)
     started = time.monotonic()
     processes = [
         que_processes("--connection-url", que_database_url, "-w", "4", "-i", "0.2",

@@ -12,12 +12,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from fault_jobs import Ledger
-from ledger import tally
+from ledger import enqueue, tally
 from test_lost_connections import FAULT_JOBS
 from worker_fixtures import all_events, job_count, scalar, stop_processes, wait_for
-
-from que import Que
 
 JOBS = 2000
 LEDGER_COUNT = "SELECT count(*) FROM fault_ledger"
@@ -27,10 +24,7 @@ LEDGER_COUNT = "SELECT count(*) FROM fault_ledger"
 def test_server_restart_mid_drain_loses_nothing_and_the_processes_recover_by_themselves(
     mode, private_server, private_db, private_que_processes
 ):
-    keys = [f"job-{n}" for n in range(JOBS)]
-    with Que.bulk_enqueue():
-        for key in keys:
-            Ledger.enqueue(key, 0.01)  # 12 workers: about 1 s of work left at the restart
+    keys = enqueue(JOBS, 0.01)  # 12 workers: about 1 s of work left at the restart
     processes = [private_que_processes("-w", "4", "-i", "0.2", modules=(FAULT_JOBS,))
                  for _ in range(3)]
     wait_for(lambda: scalar(private_db, LEDGER_COUNT) >= JOBS // 4, timeout=60,

@@ -7,12 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fault_jobs import Ledger
-from ledger import reset, tally
+from ledger import enqueue, reset, tally
 from test_lost_connections import FAULT_JOBS
 from worker_fixtures import QueProcess, job_count, scalar, wait_for
-
-from que import Que
 
 # Seconds after the command has installed its handlers: importing (que, psycopg,
 # the job module), checking the database, connecting, registering, working.
@@ -38,10 +35,7 @@ def test_sigterm_at_any_moment_of_start_up_exits_0_and_leaves_nothing_behind(
     que_processes, worker_db
 ):
     reset(worker_db)
-    keys = [f"job-{n}" for n in range(300)]
-    with Que.bulk_enqueue():
-        for key in keys:
-            Ledger.enqueue(key, 0.002)
+    keys = enqueue(300, 0.002)
     outcomes, processes = [], []
     for delay in DELAYS:
         process = que_processes("-w", "2", "-i", "0.1", modules=(FAULT_JOBS,), ready=False)
