@@ -13,7 +13,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from que._enqueueing import JobOptions
+    from que._core.enqueueing import JobOptions
+    from que._core.facade import Que
+    from que._core.inline import WorkSummary
+    from que._core.running import JobResult
     from que.errors import (
         ConfigurationError,
         ConfigurationTypeError,
@@ -28,25 +31,22 @@ if TYPE_CHECKING:
         SerializationError,
         UnknownJobClass,
     )
-    from que.facade import Que
-    from que.inline import WorkSummary
     from que.job import Job, default_retry_interval
-    from que.runner import JobResult
 
 __version__ = "0.1.0"
 
 _DEFINED_IN = {
-    "JobOptions": "que._enqueueing",
+    "JobOptions": "que._core.enqueueing",
     **dict.fromkeys([
         "ConfigurationError", "ConfigurationTypeError", "ConnectionLost", "Error",
         "JobDefinitionError", "JobExited", "JobOptionError", "LockLost", "MigrationError",
         "SchemaError", "SerializationError", "UnknownJobClass",
     ], "que.errors"),
-    "Que": "que.facade",
-    "WorkSummary": "que.inline",
+    "Que": "que._core.facade",
+    "WorkSummary": "que._core.inline",
     "Job": "que.job",
     "default_retry_interval": "que.job",
-    "JobResult": "que.runner",
+    "JobResult": "que._core.running",
 }
 
 
@@ -65,7 +65,7 @@ def __dir__() -> list[str]:
 
 def enqueue(*args: Any, job_options: JobOptions, **kwargs: Any) -> Job:
     """Enqueue a job by its stored name, e.g. for a class another codebase defines."""
-    from que.facade import Que
+    from que._core.facade import Que
 
     return Que.enqueue(*args, job_options=job_options, **kwargs)
 

@@ -17,16 +17,16 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
-from que import db, registry, sql
-from que._schema import storable_text
-from que.config import config
+from que._core import db, registry, sql
+from que._core.config import config
+from que._core.log import log_event
+from que._core.schema import storable_text
 from que.errors import JobDefinitionError
-from que.log import log_event
 
 if TYPE_CHECKING:
     from typing import Self
 
-    from que._enqueueing import JobOptions
+    from que._core.enqueueing import JobOptions
 
 Resolution: TypeAlias = Literal["destroyed", "finished", "expired", "retried"]
 
@@ -178,7 +178,7 @@ class Job:
         caller's transaction. Options go in ``job_options``: ``queue``,
         ``priority``, ``run_at``, ``job_class``, ``tags``.
         """
-        from que._enqueueing import enqueue_job  # enqueue runs jobs, which needs Job
+        from que._core.enqueueing import enqueue_job  # enqueue runs jobs, which needs Job
 
         job = enqueue_job(cls, args, kwargs, job_options or {})
         assert isinstance(job, cls)

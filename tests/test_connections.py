@@ -11,7 +11,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from que import ConfigurationError, Job, Que
-from que.db import with_connection_defaults
+from que._core.db import with_connection_defaults
 from que_testing.fixtures import que_settings
 
 

@@ -131,7 +131,7 @@ def test_every_public_name_resolves_and_que_enqueue_stays_the_function(pytester)
         for name in que.__all__:
             getattr(que, name)
         assert set(que.__all__) <= set(dir(que))
-        import que._enqueueing  # sets the attribute "_enqueueing", not "enqueue"
+        import que._core.enqueueing  # sets the attribute "_enqueueing", not "enqueue"
         assert callable(que.enqueue) and que.enqueue.__module__ == "que"
     """)
     assert pytester.runpython("check.py").ret == 0

@@ -20,7 +20,8 @@ from psycopg.errors import CheckViolation, NotNullViolation
 from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Json, Jsonb
 
-from que import MigrationError, Que, SchemaError, migrations
+from que import MigrationError, Que, SchemaError
+from que._core import migrations
 
 LATEST = 7
 ACTIVE_JOB_WRAPPER = "ActiveJob::QueueAdapters::QueAdapter::JobWrapper"

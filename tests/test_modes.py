@@ -8,7 +8,7 @@ from typing import ClassVar
 import pytest
 
 from que import ConfigurationError, Job, Que, UnknownJobClass
-from que.config import database_clock
+from que._core.config import database_clock
 
 
 class Records(Job):

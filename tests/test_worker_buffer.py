@@ -11,9 +11,9 @@ from worker_fixtures import wait_for
 
 from que import ConfigurationError
 from que.worker import PoolSettings, worker_priorities
-from que.worker.buffer import BufferedJob, JobBuffer, JobKey, Slots
-from que.worker.listener import parse
-from que.worker.poller import PollResult, PollSchedule
+from que.worker._buffer import BufferedJob, JobBuffer, JobKey, Slots
+from que.worker._listener import parse
+from que.worker._poller import PollResult, PollSchedule
 from que.worker.settings import ANY_PRIORITY
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from que import Job, Que, sql
-from que.worker import poller
-from que.worker.buffer import Slots
+from que import Job, Que
+from que._core import sql
+from que.worker import _poller as poller
+from que.worker._buffer import Slots
 from que.worker.settings import ANY_PRIORITY
 
 

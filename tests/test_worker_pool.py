@@ -16,10 +16,13 @@ import pytest
 from worker_fixtures import job_count, ledger, locked_ids, scalar, wait_for
 from worker_jobs import Block, ConnectsNowhere, Fail, Record, Resolve
 
-from que import ConfigurationError, Que, sql
-from que.worker import PoolSettings, WorkerPool, inprocess, locks, poller
-from que.worker.buffer import Slots
-from que.worker.locks import WorkerLock
+from que import ConfigurationError, Que
+from que._core import sql
+from que.worker import PoolSettings, WorkerPool, inprocess
+from que.worker import _locks as locks
+from que.worker import _poller as poller
+from que.worker._buffer import Slots
+from que.worker._locks import WorkerLock
 from que.worker.settings import ANY_PRIORITY
 
 FAST = {"poll_interval": 0.05, "wait_period": 0.01}
@@ -175,7 +178,7 @@ def test_a_job_locked_after_it_was_worked_elsewhere_is_unlocked_and_skipped(
     assert locked_ids(worker_db) == set()
 
 
-WORKER_LOCK = (  # a worker's own lock on a job, as que.sql takes it
+WORKER_LOCK = (  # a worker's own lock on a job, as que._core.sql takes it
     "SELECT pg_advisory_lock((%(id)s::bigint >> 32)::integer, %(id)s::bigint::bit(32)::integer)"
 )
 

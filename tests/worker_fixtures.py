@@ -21,7 +21,7 @@ import pytest
 from worker_jobs import LEDGER_TABLE
 
 from que import Que
-from que.config import database_clock
+from que._core.config import database_clock
 
 REPO = Path(__file__).resolve().parent.parent
 JOBS_FILE = "tests/worker_jobs.py"

@@ -18,7 +18,8 @@ from typing import ClassVar
 from bench.compare.database import connect
 from bench.compare.que_jobs import BenchNoop
 from bench.compare.systems import Connection, Pending, Poll, PollResult, System, WorkerSpec
-from que import Que, db, sql
+from que import Que
+from que._core import db, sql
 
 MISSING_WORKER = "que worker pool not available"
 
@@ -81,7 +82,7 @@ class QueSystem(System):
         """
         try:
             from que.worker import locks, poller
-            from que.worker.buffer import JobKey, Slots
+            from que.worker._buffer import JobKey, Slots
             from que.worker.settings import ANY_PRIORITY
         except ImportError as error:
             raise Pending(f"que worker poll not available ({error})") from error

@@ -23,16 +23,17 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from que import Que, __version__, db, migrations
-from que._redact import redact_passwords
-from que._schema import MAXIMUM_QUEUE_LENGTH, queue_name_problem
+from que import Que, __version__
+from que._core import db, migrations
+from que._core.config import config
+from que._core.connection import UNCONFIGURED
+from que._core.log import LEVELS, log_event
+from que._core.redact import redact_passwords
+from que._core.schema import MAXIMUM_QUEUE_LENGTH, queue_name_problem
 from que.cli.signals import HARD_STOP_EXIT_CODE, StopRequested, StopSignals
-from que.config import config
-from que.connection import UNCONFIGURED
 from que.errors import SchemaError
-from que.log import LEVELS, log_event
 from que.worker._clock import monotonic
-from que.worker.pool import WorkerPool, lock_conninfo_from_connection
+from que.worker._pool import WorkerPool, lock_conninfo_from_connection
 from que.worker.settings import (
     ANY_PRIORITY,
     MAXIMUM_BUFFER_SIZE,

@@ -7,7 +7,7 @@ One :class:`WorkerPool` per process. The ``que`` command runs one; so does
 
 from __future__ import annotations
 
-from que.worker.pool import PoolStatus, WorkerPool
+from que.worker._pool import PoolStatus, WorkerPool
 from que.worker.settings import PoolSettings, worker_priorities
 
 __all__ = ["PoolSettings", "PoolStatus", "WorkerPool", "worker_priorities"]

@@ -1,6 +1,6 @@
 """The worker pool of ``Que.mode = "async"``: one per process, started and stopped here.
 
-``start()`` runs a :class:`~que.worker.pool.WorkerPool` in the current process
+``start()`` runs a :class:`~que.worker._pool.WorkerPool` in the current process
 (for small apps, and for web servers in each worker process after the fork);
 ``stop()`` stops it, letting running jobs finish. At interpreter exit a running
 pool is stopped the same way. Settings for the next start come from
@@ -16,7 +16,7 @@ import os
 import threading
 from typing import Any
 
-from que.worker.pool import WorkerPool
+from que.worker._pool import WorkerPool
 from que.worker.settings import PoolSettings
 
 _settings = PoolSettings()

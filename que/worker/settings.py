@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from que._schema import queue_name_problem
+from que._core.schema import queue_name_problem
 from que.errors import ConfigurationError, ConfigurationTypeError
 
 ANY_PRIORITY = 32767
@@ -56,7 +56,7 @@ def worker_priorities(
 
 @dataclass(frozen=True, kw_only=True)
 class PoolSettings:
-    """Everything a :class:`~que.worker.pool.WorkerPool` needs to know; validated on creation."""
+    """Everything a :class:`~que.worker._pool.WorkerPool` needs to know; validated on creation."""
 
     worker_priorities: tuple[int | None, ...] = DEFAULT_WORKER_PRIORITIES
     """One entry per worker thread: the highest priority it takes; ``None`` is any."""

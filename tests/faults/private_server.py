@@ -25,7 +25,7 @@ from psycopg.conninfo import make_conninfo
 from worker_fixtures import ADVISORY_LOCKS, QueProcess, que_process_starter, scalar, wait_for
 
 from que import Que
-from que.config import database_clock
+from que._core.config import database_clock
 
 DATABASE = "que_fault"
 SHARED_PORT = 5432  # the shared test server's: never this one

@@ -4,7 +4,7 @@ The locker calls the functions here on its dedicated connection, which holds
 every id lock of the process (a lock keyed by the job id, as Ruby Que's). A
 worker takes a :class:`WorkerLock` on its own connection at the start of each
 transaction of its job: the second lock that keeps a job from running in two
-processes, and from committing, should the id lock be lost (see ``que.sql``).
+processes, and from committing, should the id lock be lost (see ``que._core.sql``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from que import db, sql
-from que.connection import Connection
-from que.log import log_event
+from que._core import db, sql
+from que._core.connection import Connection
+from que._core.log import log_event
 
 
 def try_lock(connection: Connection, ids: Collection[int]) -> list[int]:
@@ -70,7 +70,7 @@ def lock_rows(
 
 @dataclass(frozen=True)
 class WorkerLock:
-    """A worker's own lock on job ``job_id`` (a :class:`que.runner.Guard`)."""
+    """A worker's own lock on job ``job_id`` (a :class:`que._core.running.Guard`)."""
 
     job_id: int
     now: datetime | None

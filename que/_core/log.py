@@ -15,7 +15,7 @@ import socket
 import threading
 from typing import Any
 
-from que.config import config
+from que._core.config import config
 
 LEVELS: dict[str, int] = {
     "debug": logging.DEBUG,

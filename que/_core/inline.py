@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from que import db, migrations, sql
-from que.config import config
+from que._core import db, migrations, sql
+from que._core.config import config
+from que._core.running import JobResult, run_job
 from que.errors import ConfigurationError
-from que.runner import JobResult, run_job
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Worker threads: each takes jobs up to its priority threshold and runs them.
 
-A job runs through :func:`que.runner.run_guarded_job` (the code path of sync
+A job runs through :func:`que._core.running.run_guarded_job` (the code path of sync
 mode and the inline runner, with the worker's own lock on the job) on a
 connection checked out of ``Que.connection`` for the job, so the job's own
 ``Que.transaction()`` and resolve helpers use it. When the job is done, its id
@@ -13,13 +13,13 @@ import logging
 import threading
 from collections.abc import Callable
 
-from que import db
-from que.config import config
+from que._core import db
+from que._core.config import config
+from que._core.log import log_event
+from que._core.running import run_guarded_job
 from que.job import error_backtrace, error_message
-from que.log import log_event
-from que.runner import run_guarded_job
-from que.worker.buffer import JobBuffer
-from que.worker.locks import WorkerLock
+from que.worker._buffer import JobBuffer
+from que.worker._locks import WorkerLock
 from que.worker.settings import describe_threshold
 
 BACKOFF_START = 0.1  # seconds to pause a worker after its connection was lost; doubles

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from importlib import resources
 
-from que import db, sql
-from que.connection import Connection
+from que._core import db, sql
+from que._core.connection import Connection
 from que.errors import MigrationError, SchemaError
 
 LATEST_VERSION = 7

@@ -20,10 +20,10 @@ from psycopg import Cursor, Pipeline, errors, pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
-from que.config import config
-from que.connection import Connection
+from que._core.config import config
+from que._core.connection import Connection
+from que._core.middleware import run_through
 from que.errors import ConnectionLost, Error, SchemaError
-from que.middleware import run_through
 
 Params: TypeAlias = Mapping[str, Any] | Sequence[Any] | None
 Row: TypeAlias = dict[str, Any]

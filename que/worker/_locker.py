@@ -10,7 +10,7 @@ the buffer runs low.
 If the connection is lost, the locks went with it: buffered jobs are dropped
 (any process may take them now), and the locker reconnects with back-off,
 locks the jobs still running here again, and carries on. Their workers' own
-locks keep them from running elsewhere meanwhile (see ``que.worker.locks``).
+locks keep them from running elsewhere meanwhile (see ``que.worker._locks``).
 Only a lost connection is handled so: any other error is a bug, logged as
 ``locker_crashed``, and it stops the pool with :attr:`Locker.failure` set.
 
@@ -32,16 +32,18 @@ from typing import Any
 
 import psycopg
 
-from que import db, migrations, sql
-from que._redact import redact_passwords
-from que.config import config
-from que.connection import Connection
+from que._core import db, migrations, sql
+from que._core.config import config
+from que._core.connection import Connection
+from que._core.log import log_event
+from que._core.redact import redact_passwords
 from que.errors import ConfigurationError
 from que.job import error_backtrace, error_message
-from que.log import log_event
-from que.worker import listener, locks, poller
+from que.worker import _listener as listener
+from que.worker import _locks as locks
+from que.worker import _poller as poller
+from que.worker._buffer import BufferedJob, JobBuffer
 from que.worker._clock import monotonic
-from que.worker.buffer import BufferedJob, JobBuffer
 from que.worker.settings import PoolSettings
 
 RECONNECT_BACKOFF_START = 0.1  # seconds before the first reconnection attempt; doubles

@@ -30,13 +30,13 @@ from typing import Any, Protocol
 
 from psycopg import pq
 
-from que import db, registry
-from que.config import config
-from que.connection import Connection
+from que._core import db, registry
+from que._core.config import config
+from que._core.connection import Connection
+from que._core.log import level_number, log_event
+from que._core.middleware import run_through
 from que.errors import ConnectionLost, Error, JobExited, LockLost
 from que.job import Job, error_message
-from que.log import level_number, log_event
-from que.middleware import run_through
 
 JSON_COLUMNS = ("args", "kwargs", "data")
 """Columns a guarded claim reads as text, for the runner to decode: a row that

@@ -15,10 +15,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from que import db, sql
-from que.connection import Connection
-from que.log import log_event
-from que.worker.buffer import JobKey
+from que._core import db, sql
+from que._core.connection import Connection
+from que._core.log import log_event
+from que.worker._buffer import JobKey
 from que.worker.settings import ANY_PRIORITY, MOST_IMPORTANT_PRIORITY
 
 CHANNEL_PREFIX = "que_listener_"

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
-from que import db, registry, sql
-from que._schema import MAXIMUM_QUEUE_LENGTH, json_text_problem, text_problem
-from que.config import config
+from que._core import db, registry, sql
+from que._core.config import config
+from que._core.running import run_job
+from que._core.schema import MAXIMUM_QUEUE_LENGTH, json_text_problem, text_problem
 from que.errors import JobOptionError, SerializationError
 from que.job import Job
-from que.runner import run_job
 
 MAXIMUM_TAGS = 5
 MAXIMUM_TAG_JSON_LENGTH = 100  # the database measures a tag as JSON text, quotes included

@@ -17,15 +17,15 @@ from types import TracebackType
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from que import db
-from que.config import config
+from que._core import db
+from que._core.config import config
+from que._core.log import log_event
 from que.errors import ConfigurationError
 from que.job import error_message
-from que.log import log_event
-from que.worker.buffer import JobBuffer
-from que.worker.locker import Locker
+from que.worker._buffer import JobBuffer
+from que.worker._locker import Locker
+from que.worker._workers import Worker
 from que.worker.settings import PoolSettings
-from que.worker.workers import Worker
 
 
 @dataclass(frozen=True)

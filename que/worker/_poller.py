@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from que import db, sql
-from que.connection import Connection
-from que.worker import locks
+from que._core import db, sql
+from que._core.connection import Connection
+from que.worker import _locks as locks
+from que.worker._buffer import JobKey, Slots
 from que.worker._clock import monotonic
-from que.worker.buffer import JobKey, Slots
 from que.worker.settings import ANY_PRIORITY, MOST_IMPORTANT_PRIORITY
 
 MAXIMUM_POLL_WALK = 100_000  # jobs one poll may pass over because other sessions hold them

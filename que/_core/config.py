@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeAlias
 
-from que._schema import queue_name_problem
-from que.connection import UNCONFIGURED, ConnectionSource
+from que._core.connection import UNCONFIGURED, ConnectionSource
+from que._core.schema import queue_name_problem
 from que.errors import ConfigurationError, ConfigurationTypeError
 
 Mode: TypeAlias = Literal["off", "sync", "async"]

@@ -14,9 +14,9 @@ import importlib
 import logging
 from typing import TYPE_CHECKING
 
-from que.config import config
+from que._core.config import config
+from que._core.log import log_event
 from que.errors import UnknownJobClass
-from que.log import log_event
 
 if TYPE_CHECKING:
     from que.job import Job

@@ -13,7 +13,7 @@ from typing import Final
 # -- schema version -------------------------------------------------------------
 
 # Whether que_jobs exists, and its comment as it is (the version, NULL, or
-# whatever a person wrote there) for que.migrations.db_version to read or refuse.
+# whatever a person wrote there) for que._core.migrations.db_version to read or refuse.
 DB_VERSION: Final = """
 SELECT to_regclass('public.que_jobs') IS NOT NULL AS installed,
        obj_description(to_regclass('public.que_jobs'), 'pg_class') AS comment
@@ -272,7 +272,7 @@ END"""
 # (%(slots)s: the highest priority each slot takes), skipping the ones this
 # process holds and starting at the key (%(from_priority)s, %(from_run_at)s,
 # %(from_id)s): the start of the queue, or where a follow-up poll resumes (see
-# que.worker.poller). The walk reads the poll index in order (its LIMIT bounds
+# que.worker._poller). The walk reads the poll index in order (its LIMIT bounds
 # the walk and keeps it a separate step); the outer query tries each lock as it
 # pulls rows and stops after "room" successes. So only the rows returned are
 # locked, whatever plan the walk gets, and a job another session holds costs one

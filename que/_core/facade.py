@@ -6,9 +6,8 @@ import logging
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
-from que import db, inline, migrations, sql
-from que._enqueueing import BulkEnqueue, JobOptions, bulk_enqueue, enqueue_by_name
-from que.config import (
+from que._core import db, inline, migrations, sql
+from que._core.config import (
     Clock,
     ErrorNotifier,
     JobMiddleware,
@@ -17,8 +16,9 @@ from que.config import (
     SQLMiddleware,
     config,
 )
-from que.connection import Connection, ConnectionLike, ConnectionSource, adapt
-from que.db import Params, Row
+from que._core.connection import Connection, ConnectionLike, ConnectionSource, adapt
+from que._core.db import Params, Row
+from que._core.enqueueing import BulkEnqueue, JobOptions, bulk_enqueue, enqueue_by_name
 from que.job import Job
 
 T = TypeVar("T")
@@ -51,7 +51,7 @@ class QueFacade:
 
     @property
     def connection(self) -> ConnectionSource:
-        """Where jobs are enqueued and worked: see :mod:`que.connection`."""
+        """Where jobs are enqueued and worked: see :mod:`que._core.connection`."""
         return config.connection
 
     @connection.setter
@@ -131,7 +131,7 @@ class QueFacade:
         return bulk_enqueue(job_options=job_options, notify=notify)
 
     def work(self, **options: Any) -> inline.WorkSummary:
-        """Run ready jobs here and now; see :func:`que.inline.work` for the options."""
+        """Run ready jobs here and now; see :func:`que._core.inline.work` for the options."""
         return inline.work(**options)
 
     def jobs(self) -> list[Row]:
