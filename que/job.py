@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import inspect
 import logging
-import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from que._core import db, registry, sql
 from que._core.config import config
+from que._core.enqueueing import enqueue_job
 from que._core.log import log_event
-from que._core.schema import storable_text
+from que._core.schema import error_backtrace, error_message
 from que.errors import JobDefinitionError
 
 if TYPE_CHECKING:
@@ -30,22 +30,9 @@ if TYPE_CHECKING:
 
 Resolution: TypeAlias = Literal["destroyed", "finished", "expired", "retried"]
 
-MAXIMUM_ERROR_MESSAGE = 500  # characters, as the database's error_length check allows
-MAXIMUM_ERROR_BACKTRACE = 10_000  # characters
-
-
 def default_retry_interval(error_count: int) -> float:
     """Que's back-off: 4, 19, 84, 259, ... seconds after the 1st, 2nd, 3rd, 4th failure."""
     return float(error_count**4 + 3)
-
-
-def error_message(error: BaseException) -> str:
-    """How an error is stored: ``"<ExceptionClass>: <message>"``, cut to fit."""
-    return storable_text(f"{type(error).__qualname__}: {error}")[:MAXIMUM_ERROR_MESSAGE]
-
-
-def error_backtrace(error: BaseException) -> str:
-    return storable_text("".join(traceback.format_exception(error)))[:MAXIMUM_ERROR_BACKTRACE]
 
 
 class Job:
@@ -178,8 +165,9 @@ class Job:
         caller's transaction. Options go in ``job_options``: ``queue``,
         ``priority``, ``run_at``, ``job_class``, ``tags``.
         """
-        from que._core.enqueueing import enqueue_job  # enqueue runs jobs, which needs Job
-
         job = enqueue_job(cls, args, kwargs, job_options or {})
         assert isinstance(job, cls)
         return job
+
+
+registry.register_fallback(Job)

@@ -16,7 +16,7 @@ from worker_fixtures import REPO, wait_for
 
 from que import ConfigurationError, __version__
 from que.cli import main
-from que.cli.command import parse_args
+from que.cli._options import parse_args
 from que.worker import PoolSettings, WorkerPool
 
 DEFAULT_PRIORITIES = (10, 30, 50, None, None, None)

@@ -36,6 +36,20 @@ SQLMiddleware: TypeAlias = Callable[[str, Any, Callable[[], None]], object]
 """``middleware(sql, params, call_next)``: must call ``call_next()`` for the SQL to run."""
 
 
+class AsyncMode(Protocol):
+    """What ``Que.mode = "async"`` starts and stops: an in-process worker pool."""
+
+    def start(self) -> object: ...
+
+    def stop(self, timeout: float | None = None) -> bool: ...
+
+
+ASYNC_MODE_PACKAGE = "que.worker"
+"""Provides :class:`AsyncMode` when imported (it sets ``config.async_mode``). The
+core imports it by name, only once async mode is asked for: the worker builds on
+the core, never the reverse."""
+
+
 def database_clock() -> datetime | None:
     """The production clock: defer to the database's ``now()``."""
     return None
@@ -56,6 +70,8 @@ class Config:
         self.job_middleware: list[JobMiddleware] = []
         self.sql_middleware: list[SQLMiddleware] = []
         self._job_module_prefixes: tuple[str, ...] = ()
+        self.async_mode: AsyncMode | None = None
+        """Installed by :data:`ASYNC_MODE_PACKAGE`."""
 
     @property
     def default_queue(self) -> str:

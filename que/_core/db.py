@@ -84,6 +84,22 @@ def connection_lost(error: BaseException) -> bool:
     return state is None or state.startswith("08") or state in LOST_CONNECTION_STATES
 
 
+def conninfo_of_connection() -> str:
+    """The settings of a ``Que.connection`` connection, password included, less its
+    ``application_name``: where the worker pool opens its lock connection by default.
+
+    (Behind a pooler such as PgBouncer in transaction mode, give the pool a
+    ``connection_url`` instead: advisory locks need a real session.)
+    """
+    with checkout() as connection:
+        info = connection.info
+        params = conninfo_to_dict(info.dsn)
+        params.pop("application_name", None)  # the locker names itself
+        if info.password:
+            params["password"] = info.password
+        return make_conninfo("", **params)
+
+
 def checkout() -> AbstractContextManager[Connection]:
     """This thread's connection for the block (the same one when nested)."""
     return config.connection.checkout()

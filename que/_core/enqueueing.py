@@ -12,14 +12,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from que._core import db, registry, sql
 from que._core.config import config
 from que._core.running import run_job
+
+if TYPE_CHECKING:
+    from que.job import Job
 from que._core.schema import MAXIMUM_QUEUE_LENGTH, json_text_problem, text_problem
 from que.errors import JobOptionError, SerializationError
-from que.job import Job
 
 MAXIMUM_TAGS = 5
 MAXIMUM_TAG_JSON_LENGTH = 100  # the database measures a tag as JSON text, quotes included
@@ -150,7 +152,10 @@ def enqueue_by_name(*args: Any, job_options: JobOptions, **kwargs: Any) -> Job:
             "you can import, call MyJob.enqueue(...)",
         )
     # Sync mode must run it, so the class has to be found; otherwise the name is enough.
-    job_class = registry.resolve(name) if config.mode == "sync" else registry.find(name) or Job
+    if config.mode == "sync":
+        job_class = registry.resolve(name)
+    else:
+        job_class = registry.find(name) or registry.fallback()
     return enqueue_job(job_class, args, kwargs, job_options)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
 from que._core import db, inline, migrations, sql
 from que._core.config import (
+    ASYNC_MODE_PACKAGE,
+    AsyncMode,
     Clock,
     ErrorNotifier,
     JobMiddleware,
@@ -19,6 +22,7 @@ from que._core.config import (
 from que._core.connection import Connection, ConnectionLike, ConnectionSource, adapt
 from que._core.db import Params, Row
 from que._core.enqueueing import BulkEnqueue, JobOptions, bulk_enqueue, enqueue_by_name
+from que.errors import ConfigurationError
 from que.job import Job
 
 T = TypeVar("T")
@@ -36,6 +40,18 @@ class _Setting(Generic[T]):
 
     def __set__(self, instance: object, value: T) -> None:
         setattr(config, self._name, value)
+
+
+def _async_mode() -> AsyncMode:
+    """The in-process pool of async mode, which the worker package installs."""
+    if config.async_mode is None:
+        importlib.import_module(ASYNC_MODE_PACKAGE)
+    if config.async_mode is None:
+        raise ConfigurationError(
+            f"Que.mode = 'async' needs the worker pool, but importing {ASYNC_MODE_PACKAGE} "
+            "did not provide it"
+        )
+    return config.async_mode
 
 
 class QueFacade:
@@ -65,15 +81,13 @@ class QueFacade:
 
     @mode.setter
     def mode(self, mode: Mode) -> None:
-        from que.worker import inprocess  # the worker builds on the core, not the reverse
-
         previous = config.mode
         config.mode = mode
         try:
             if mode == "async":
-                inprocess.start()
+                _async_mode().start()
             elif previous == "async":
-                inprocess.stop()
+                _async_mode().stop()
         except BaseException:
             config.mode = previous
             raise

@@ -22,6 +22,18 @@ if TYPE_CHECKING:
     from que.job import Job
 
 _classes: dict[str, type[Job]] = {}
+_fallback: list[type[Job]] = []  # que.job.Job, which registers itself when defined
+
+
+def register_fallback(job_class: type[Job]) -> None:
+    """Make ``job_class`` the class of jobs whose own class is unknown (que's ``Job``)."""
+    _fallback[:] = [job_class]
+
+
+def fallback() -> type[Job]:
+    """The class of a job whose own class is unknown here: que's ``Job``, enough to
+    record the error on the row (and, by name, to enqueue a class defined elsewhere)."""
+    return _fallback[0]
 
 
 def register(job_class: type[Job]) -> None:

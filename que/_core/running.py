@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from psycopg import pq
 
@@ -35,8 +35,11 @@ from que._core.config import config
 from que._core.connection import Connection
 from que._core.log import level_number, log_event
 from que._core.middleware import run_through
+from que._core.schema import error_message
 from que.errors import ConnectionLost, Error, JobExited, LockLost
-from que.job import Job, error_message
+
+if TYPE_CHECKING:
+    from que.job import Job
 
 JSON_COLUMNS = ("args", "kwargs", "data")
 """Columns a guarded claim reads as text, for the runner to decode: a row that
@@ -90,7 +93,8 @@ def run_job(row: dict[str, Any], *, job: Job | None = None, reraise: bool = Fals
                 _work(job)
     except Exception as failure:
         error = failure
-    result = _finish(job or Job(row), error, started, guard=None, connection=connection)
+    result = _finish(job or registry.fallback()(row), error, started, guard=None,
+                     connection=connection)
     if reraise and result.error is not None:
         raise result.error
     return result
@@ -118,7 +122,8 @@ def run_guarded_job(guard: Guard) -> JobResult | None:
         if row is None:  # the claim itself failed: no job to blame
             raise
         error = failure if isinstance(failure, Exception) else JobExited(failure)
-    return _finish(job or Job(row), error, started, guard=guard, connection=connection)
+    return _finish(job or registry.fallback()(row), error, started, guard=guard,
+                   connection=connection)
 
 
 def _instantiate(row: dict[str, Any], *, decode: bool = False) -> Job:
@@ -222,7 +227,7 @@ def _handle_error(job: Job, error: Exception, guard: Guard | None) -> None:
             if job.handle_error(error):
                 errors.append(error)
             if job.resolution is None:  # left as it was, the job would be ready again at once
-                Job.handle_error(job, error)
+                registry.fallback().handle_error(job, error)  # the default policy
     except LockLost as lost:
         _log_lock_lost(lost)
         errors = [error]
@@ -234,7 +239,7 @@ def _handle_error(job: Job, error: Exception, guard: Guard | None) -> None:
         job.resolution = None  # rolled back with the handler's transaction
         try:
             with _error_transaction(job, guard):
-                Job.handle_error(job, error)
+                registry.fallback().handle_error(job, error)
         except LockLost as lost:
             _log_lock_lost(lost)
     for reported in errors:

@@ -9,9 +9,12 @@ instead of a driver's ``DataError`` or ``UnicodeEncodeError``.
 from __future__ import annotations
 
 import re
+import traceback
 from typing import Any
 
 MAXIMUM_QUEUE_LENGTH = 100  # que_jobs' queue_length check
+MAXIMUM_ERROR_MESSAGE = 500  # characters, as que_jobs' error_length check allows
+MAXIMUM_ERROR_BACKTRACE = 10_000  # characters
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
@@ -40,6 +43,16 @@ def queue_name_problem(name: object) -> str | None:
 def storable_text(text: str) -> str:
     """``text`` with what PostgreSQL cannot store replaced by U+FFFD (for error messages)."""
     return _UNSTORABLE.sub(REPLACEMENT, text)
+
+
+def error_message(error: BaseException) -> str:
+    """How an error is stored: ``"<ExceptionClass>: <message>"``, cut to fit."""
+    return storable_text(f"{type(error).__qualname__}: {error}")[:MAXIMUM_ERROR_MESSAGE]
+
+
+def error_backtrace(error: BaseException) -> str:
+    """How an error's traceback is stored, cut to fit."""
+    return storable_text("".join(traceback.format_exception(error)))[:MAXIMUM_ERROR_BACKTRACE]
 
 
 def json_text_problem(value: Any, json_text: str, path: str) -> str | None:

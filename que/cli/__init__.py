@@ -15,7 +15,7 @@ stderr. SIGINT or SIGTERM stops the process safely at any moment (see
 ``docs/cli.md``).
 
 This module imports only the standard library: :func:`main` installs the
-signal handlers before the command (``que.cli.command``) loads.
+signal handlers before the command (``que.cli._process``) loads.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from que.cli.signals import StopSignals
+from que.cli._signals import StopSignals
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script: ``que [options] [module ...]``. Returns the exit code."""
     signals = StopSignals().install()
     try:
-        from que.cli.command import command  # after the handlers: it loads psycopg and more
+        from que.cli._process import command  # after the handlers: it loads psycopg and more
 
         return command(sys.argv[1:] if argv is None else argv, signals)
     finally:

@@ -7,7 +7,11 @@ One :class:`WorkerPool` per process. The ``que`` command runs one; so does
 
 from __future__ import annotations
 
+from que._core.config import config
+from que.worker import inprocess
 from que.worker._pool import PoolStatus, WorkerPool
 from que.worker.settings import PoolSettings, worker_priorities
+
+config.async_mode = inprocess  # what Que.mode = "async" starts and stops
 
 __all__ = ["PoolSettings", "PoolStatus", "WorkerPool", "worker_priorities"]

@@ -37,8 +37,8 @@ from que._core.config import config
 from que._core.connection import Connection
 from que._core.log import log_event
 from que._core.redact import redact_passwords
+from que._core.schema import error_backtrace, error_message
 from que.errors import ConfigurationError
-from que.job import error_backtrace, error_message
 from que.worker import _listener as listener
 from que.worker import _locks as locks
 from que.worker import _poller as poller

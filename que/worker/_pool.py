@@ -15,13 +15,11 @@ import threading
 from dataclasses import dataclass
 from types import TracebackType
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 from que._core import db
 from que._core.config import config
 from que._core.log import log_event
+from que._core.schema import error_message
 from que.errors import ConfigurationError
-from que.job import error_message
 from que.worker._buffer import JobBuffer
 from que.worker._locker import Locker
 from que.worker._workers import Worker
@@ -40,24 +38,6 @@ class PoolStatus:
     locker_pid: int | None
     polls: int
     reconnects: int
-
-
-def lock_conninfo_from_connection() -> str:
-    """Connection settings for the lock connection, read off a ``Que.connection`` connection.
-
-    The dedicated lock connection goes to the same server, database and user as
-    the connections jobs run on (password included), under its own
-    ``application_name``. Behind a pooler such as
-    PgBouncer in transaction mode, give ``connection_url`` instead: advisory
-    locks need a real session.
-    """
-    with db.checkout() as connection:
-        info = connection.info
-        params = conninfo_to_dict(info.dsn)
-        params.pop("application_name", None)  # the locker names itself
-        if info.password:
-            params["password"] = info.password
-        return make_conninfo("", **params)
 
 
 class WorkerPool:
@@ -119,7 +99,7 @@ class WorkerPool:
             self._queues = settings.queue_intervals(config.default_queue)
             conninfo = settings.connection_url
             if conninfo is None:
-                conninfo = lock_conninfo_from_connection()
+                conninfo = db.conninfo_of_connection()
             buffer = JobBuffer(settings.maximum_buffer_size, settings.minimum_buffer_size)
             locker = Locker(conninfo=conninfo, settings=settings, queues=self.queues,
                             buffer=buffer, workers_done=self._workers_done)

@@ -17,7 +17,7 @@ from que._core import db
 from que._core.config import config
 from que._core.log import log_event
 from que._core.running import run_guarded_job
-from que.job import error_backtrace, error_message
+from que._core.schema import error_backtrace, error_message
 from que.worker._buffer import JobBuffer
 from que.worker._locks import WorkerLock
 from que.worker.settings import describe_threshold
