@@ -140,6 +140,8 @@ class Job:
         return {"message": error_message(self.error), "backtrace": error_backtrace(self.error)}
 
     def _resolve(self, resolution: Resolution, statement: str, **params: Any) -> bool:
+        """Apply a resolve helper. Always true, as in Ruby Que, so that ``return
+        self.retry_in(10)`` in ``handle_error`` asks for the error to be notified."""
         self.resolution = resolution
         if self.id is None:
             return True

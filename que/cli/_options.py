@@ -167,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="jobs to lock and hold in this process awaiting a worker "
              f"(default: {MAXIMUM_BUFFER_SIZE})")
     add("--minimum-buffer-size", type=_whole_number(0, "jobs"), default=MINIMUM_BUFFER_SIZE,
-        metavar="SIZE", help="accepted for compatibility with Que; not used")
+        metavar="SIZE",
+        help="between poll intervals, poll again only once fewer jobs than this are "
+             f"buffered, or none is and a worker waits (default: {MINIMUM_BUFFER_SIZE})")
     add("--wait-period", type=_milliseconds, default=50.0, metavar="MILLISECONDS",
         help="longest wait between checks of finished jobs, notifications and polls "
              "(default: 50)")

@@ -142,10 +142,6 @@ class JobBuffer:
                     f"{len(self._waiting)} idle worker(s)>")
 
     @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
     def hungry(self) -> bool:
         """Whether polling for more is worth it: fewer jobs than the minimum are
         buffered, or none is and a worker waits."""
@@ -159,10 +155,6 @@ class JobBuffer:
     def idle_workers(self) -> int:
         with self._lock:
             return len(self._waiting)
-
-    def ids(self) -> set[int]:
-        with self._lock:
-            return {job.id for job in self._jobs}
 
     def slots(self) -> Slots:
         """What the buffer and the idle workers would take right now."""

@@ -21,7 +21,6 @@ MOST_IMPORTANT_PRIORITY = -32768
 
 DEFAULT_WORKER_PRIORITIES: tuple[int | None, ...] = (10, 30, 50, None, None, None)
 """One worker per threshold; ``None`` is "any"."""
-DEFAULT_WORKER_COUNT = len(DEFAULT_WORKER_PRIORITIES)
 POLL_INTERVAL = 5.0  # seconds between polls of a queue when the last poll came up short
 WAIT_PERIOD = 0.05  # seconds; the longest the locker waits before checking its state again
 MAXIMUM_BUFFER_SIZE = 8  # jobs locked in memory, waiting for a worker
