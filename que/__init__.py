@@ -13,7 +13,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from que._core.enqueueing import JobOptions
     from que._core.facade import Que
     from que._core.inline import WorkSummary
     from que._core.running import JobResult
@@ -32,11 +31,13 @@ if TYPE_CHECKING:
         UnknownJobClass,
     )
     from que.job import Job, default_retry_interval
+    from que.types import JobOptions, JobRow
 
 __version__ = "0.1.0"
 
 _DEFINED_IN = {
-    "JobOptions": "que._core.enqueueing",
+    "JobOptions": "que.types",
+    "JobRow": "que.types",
     **dict.fromkeys([
         "ConfigurationError", "ConfigurationTypeError", "ConnectionLost", "Error",
         "JobDefinitionError", "JobExited", "JobOptionError", "LockLost", "MigrationError",
@@ -81,6 +82,7 @@ __all__ = [
     "JobOptionError",
     "JobOptions",
     "JobResult",
+    "JobRow",
     "LockLost",
     "MigrationError",
     "Que",

@@ -26,7 +26,9 @@ from que.errors import JobDefinitionError
 if TYPE_CHECKING:
     from typing import Self
 
-    from que._core.enqueueing import JobOptions
+    from que.types import JobOptions
+
+from que.types import JobRow
 
 Resolution: TypeAlias = Literal["destroyed", "finished", "expired", "retried"]
 
@@ -66,8 +68,8 @@ class Job:
         if "<locals>" not in cls.job_name:  # a worker could never find it by name
             registry.register(cls)
 
-    def __init__(self, attrs: dict[str, Any]) -> None:
-        self.attrs = attrs
+    def __init__(self, attrs: JobRow) -> None:
+        self.attrs: JobRow = attrs
         """The job's row, as a dict of column name to value."""
         self.resolution: Resolution | None = None
         """What has been done with the row, once a resolve helper ran."""

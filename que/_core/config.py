@@ -3,37 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Literal, Protocol, TypeAlias
 
 from que._core.connection import UNCONFIGURED, ConnectionSource
 from que._core.schema import queue_name_problem
 from que.errors import ConfigurationError, ConfigurationTypeError
+from que.types import Clock, ErrorNotifier, JobMiddleware, LogFormatter, SQLMiddleware
 
 Mode: TypeAlias = Literal["off", "sync", "async"]
 MODES: tuple[Mode, ...] = ("off", "sync", "async")
 
 DEFAULT_QUEUE = "default"
-
-
-class ErrorNotifier(Protocol):
-    """Told of every job error that ``handle_error`` wants reported."""
-
-    def __call__(self, error: BaseException, job_row: Mapping[str, Any] | None) -> object: ...
-
-
-class Clock(Protocol):
-    """The time que uses: ``None`` means the database's ``now()``."""
-
-    def __call__(self) -> datetime | None: ...
-
-
-LogFormatter: TypeAlias = Callable[[dict[str, Any]], str | None]
-JobMiddleware: TypeAlias = Callable[[Any, Callable[[], None]], object]
-"""``middleware(job, call_next)``: must call ``call_next()`` for the job to run."""
-SQLMiddleware: TypeAlias = Callable[[str, Any, Callable[[], None]], object]
-"""``middleware(sql, params, call_next)``: must call ``call_next()`` for the SQL to run."""
 
 
 class AsyncMode(Protocol):

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 from que._core import db, registry, sql
 from que._core.config import config
@@ -20,23 +20,20 @@ from que._core.running import run_job
 
 if TYPE_CHECKING:
     from que.job import Job
-from que._core.schema import MAXIMUM_QUEUE_LENGTH, json_text_problem, text_problem
+from que._core.schema import (
+    ENQUEUED_COLUMNS,
+    JOB_SCHEMA_VERSION,
+    MAXIMUM_QUEUE_LENGTH,
+    PRIORITIES,
+    json_text_problem,
+    text_problem,
+)
 from que.errors import JobOptionError, SerializationError
+from que.types import JobOptions, JobRow
 
 MAXIMUM_TAGS = 5
 MAXIMUM_TAG_JSON_LENGTH = 100  # the database measures a tag as JSON text, quotes included
 MAXIMUM_JOB_CLASS_LENGTH = 200
-PRIORITY_RANGE = range(-32768, 32768)  # smallint
-
-
-class JobOptions(TypedDict, total=False):
-    """What ``job_options`` may hold."""
-
-    queue: str
-    priority: int
-    run_at: datetime | timedelta
-    job_class: str
-    tags: Sequence[str]
 
 
 OPTION_NAMES = frozenset(JobOptions.__annotations__)
@@ -59,15 +56,19 @@ class NewJob:
     kwargs: dict[str, Any]
     tags: list[str] | None
 
+    def values(self, run_at: datetime | None) -> dict[str, Any]:
+        """The values of :data:`~que._core.schema.ENQUEUED_COLUMNS` (JSON as text)."""
+        return {
+            "queue": self.queue, "priority": self.priority, "run_at": run_at,
+            "job_class": self.job_class, "args": self.args_json, "kwargs": self.kwargs_json,
+            "data": self.data, "job_schema_version": JOB_SCHEMA_VERSION,
+        }
+
     def params(self) -> dict[str, Any]:
         """INSERT_JOB's parameters: run_at is left to the database when the clock is."""
         now = config.now()
-        return {
-            "queue": self.queue, "priority": self.priority, "delay": self.delay,
-            "run_at": self.run_at if now is None else self.scheduled_at(now),
-            "job_class": self.job_class, "args": self.args_json,
-            "kwargs": self.kwargs_json, "data": self.data,
-        }
+        run_at = self.run_at if now is None else self.scheduled_at(now)
+        return {**self.values(run_at), "delay": self.delay}
 
     def scheduled_at(self, now: datetime) -> datetime:
         """When the job becomes ready, given the time it is enqueued at."""
@@ -77,27 +78,28 @@ class NewJob:
 
     def copy_row(self, job_id: int, run_at: datetime) -> tuple[Any, ...]:
         """The job's values in COPY_JOBS's column order."""
-        return (job_id, self.queue, self.priority, run_at, self.job_class, self.args_json,
-                self.kwargs_json, self.data, 2)
+        values = self.values(run_at)
+        return (job_id, *(values[column] for column in ENQUEUED_COLUMNS))
 
-    def row(self, *, round_trip: bool = True, **stored: Any) -> dict[str, Any]:
-        """The job's row plus ``stored`` (the id and run_at the database gave it;
-        none for a job run synchronously). ``round_trip`` reads the arguments back
-        from their JSON, as a worker would see them; otherwise they are as given."""
+    def row(
+        self, *, round_trip: bool = True, id: int | None = None, run_at: datetime | None = None
+    ) -> JobRow:
+        """The job's row, with the ``id`` and ``run_at`` the database gave it (none
+        for a job run synchronously). ``round_trip`` reads the arguments back from
+        their JSON, as a worker would see them; otherwise they are as given."""
         if round_trip:
             args, kwargs = json.loads(self.args_json), json.loads(self.kwargs_json)
             data = json.loads(self.data)
         else:
             args, kwargs = self.args, self.kwargs
             data = {} if self.tags is None else {"tags": self.tags}
-        run_at = stored.pop("run_at", None) or self.run_at or config.now()
-        return {
-            "id": None, "queue": self.queue, "priority": self.priority,
-            "run_at": run_at, "job_class": self.job_class,
-            "error_count": 0, "last_error_message": None, "last_error_backtrace": None,
-            "finished_at": None, "expired_at": None, "args": args, "kwargs": kwargs,
-            "data": data, "job_schema_version": 2, **stored,
-        }
+        return JobRow(
+            id=id, queue=self.queue, priority=self.priority,
+            run_at=run_at or self.run_at or config.now(), job_class=self.job_class,
+            error_count=0, last_error_message=None, last_error_backtrace=None,
+            finished_at=None, expired_at=None, args=args, kwargs=kwargs, data=data,
+            job_schema_version=JOB_SCHEMA_VERSION,
+        )
 
 
 @dataclass
@@ -138,7 +140,7 @@ def enqueue_job(
 
 def _insert(new: NewJob) -> Job:
     (stored,) = db.execute(sql.INSERT_JOB, new.params())
-    new.job.attrs = new.row(round_trip=False, **stored)
+    new.job.attrs = new.row(round_trip=False, id=stored["id"], run_at=stored["run_at"])
     return new.job
 
 
@@ -292,10 +294,10 @@ def _check_name(option: str, name: object, maximum: int) -> str:
 def _check_priority(priority: object) -> int:
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise JobOptionError("priority", f"priority must be an integer, not {priority!r}")
-    if priority not in PRIORITY_RANGE:
+    if priority not in PRIORITIES:
         raise JobOptionError(
-            "priority", f"priority must be between {PRIORITY_RANGE.start} and "
-            f"{PRIORITY_RANGE.stop - 1} (a smallint), not {priority}"
+            "priority", f"priority must be between {PRIORITIES.start} and "
+            f"{PRIORITIES.stop - 1} (a smallint), not {priority}"
         )
     return priority
 

@@ -8,22 +8,20 @@ from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
 from que._core import db, inline, migrations, sql
-from que._core.config import (
-    ASYNC_MODE_PACKAGE,
-    AsyncMode,
+from que._core.config import ASYNC_MODE_PACKAGE, AsyncMode, Mode, config
+from que._core.connection import Connection, ConnectionLike, ConnectionSource, adapt
+from que._core.db import Params, Row
+from que._core.enqueueing import BulkEnqueue, bulk_enqueue, enqueue_by_name
+from que.errors import ConfigurationError
+from que.job import Job
+from que.types import (
     Clock,
     ErrorNotifier,
     JobMiddleware,
+    JobOptions,
     LogFormatter,
-    Mode,
     SQLMiddleware,
-    config,
 )
-from que._core.connection import Connection, ConnectionLike, ConnectionSource, adapt
-from que._core.db import Params, Row
-from que._core.enqueueing import BulkEnqueue, JobOptions, bulk_enqueue, enqueue_by_name
-from que.errors import ConfigurationError
-from que.job import Job
 
 T = TypeVar("T")
 

@@ -8,11 +8,13 @@ path as in a worker: its resolve action, retries and expiry happen for real.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from que._core import db, migrations, sql
 from que._core.config import config
 from que._core.running import JobResult, run_job
 from que.errors import ConfigurationError
+from que.types import JobRow
 
 
 @dataclass
@@ -72,6 +74,6 @@ def work(
         if not rows:
             break
         attempted.append(rows[0]["id"])
-        summary.results.append(run_job(rows[0], reraise=reraise))
+        summary.results.append(run_job(cast(JobRow, rows[0]), reraise=reraise))
     summary.remaining = db.execute(sql.COUNT_UNFINISHED_JOBS)[0]["count"]
     return summary

@@ -23,10 +23,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from psycopg import pq
 
@@ -37,6 +37,7 @@ from que._core.log import level_number, log_event
 from que._core.middleware import run_through
 from que._core.schema import error_message
 from que.errors import ConnectionLost, Error, JobExited, LockLost
+from que.types import JobRow
 
 if TYPE_CHECKING:
     from que.job import Job
@@ -71,7 +72,7 @@ class Guard(Protocol):
         """Take the worker's lock again, in a later transaction of the same job."""
 
 
-def run_job(row: dict[str, Any], *, job: Job | None = None, reraise: bool = False) -> JobResult:
+def run_job(row: JobRow, *, job: Job | None = None, reraise: bool = False) -> JobResult:
     """Run the job stored in ``row`` and resolve it (sync mode and the inline runner).
 
     ``job`` is the instance to run when the caller has one already (sync mode);
@@ -122,16 +123,17 @@ def run_guarded_job(guard: Guard) -> JobResult | None:
         if row is None:  # the claim itself failed: no job to blame
             raise
         error = failure if isinstance(failure, Exception) else JobExited(failure)
-    return _finish(job or registry.fallback()(row), error, started, guard=guard,
+    return _finish(job or registry.fallback()(cast(JobRow, row)), error, started, guard=guard,
                    connection=connection)
 
 
-def _instantiate(row: dict[str, Any], *, decode: bool = False) -> Job:
-    """The job a row describes, of the class its ``job_class`` names."""
+def _instantiate(row: Mapping[str, Any], *, decode: bool = False) -> Job:
+    """The job a row describes, of the class its ``job_class`` names; ``decode``
+    reads its JSON columns, fetched as text."""
     job_class = registry.resolve(row["job_class"])
     if decode:
         row = {**row, **{name: json.loads(row[name]) for name in JSON_COLUMNS}}
-    return job_class(row)
+    return job_class(cast(JobRow, row))
 
 
 def _work(job: Job) -> None:

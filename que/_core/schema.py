@@ -12,6 +12,15 @@ import re
 import traceback
 from typing import Any
 
+JOB_SCHEMA_VERSION = 2
+"""The ``job_schema_version`` of the rows que writes and works (Ruby Que 2.x's)."""
+ENQUEUED_COLUMNS = (
+    "queue", "priority", "run_at", "job_class", "args", "kwargs", "data", "job_schema_version",
+)
+"""The columns an enqueue writes (the database fills in the others); in this order
+the INSERT and the COPY name them and bulk enqueue's rows hold them."""
+PRIORITIES = range(-32768, 32768)
+"""The priorities a job can have (``priority`` is a smallint); lower runs first."""
 MAXIMUM_QUEUE_LENGTH = 100  # que_jobs' queue_length check
 MAXIMUM_ERROR_MESSAGE = 500  # characters, as que_jobs' error_length check allows
 MAXIMUM_ERROR_BACKTRACE = 10_000  # characters

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from que._core.schema import ENQUEUED_COLUMNS, JOB_SCHEMA_VERSION
+
+_VERSION = str(JOB_SCHEMA_VERSION)  # a schema fact, written into the statements below
+
 # -- schema version -------------------------------------------------------------
 
 # Whether que_jobs exists, and its comment as it is (the version, NULL, or
@@ -25,19 +29,19 @@ SELECT to_regclass('public.que_jobs') IS NOT NULL AS installed,
 # time given or that the clock decided; without one, the database's now() plus
 # %(delay)s seconds. Only what the database decides comes back; the caller knows
 # the rest.
+_ENQUEUED_VALUES = {
+    "queue": "%(queue)s::text",
+    "priority": "%(priority)s::smallint",
+    "run_at": "coalesce(%(run_at)s::timestamptz, now() + %(delay)s::float8 * interval '1 second')",
+    "job_class": "%(job_class)s::text",
+    "args": "%(args)s::jsonb",
+    "kwargs": "%(kwargs)s::jsonb",
+    "data": "%(data)s::jsonb",
+    "job_schema_version": "%(job_schema_version)s::smallint",
+}
 INSERT_JOB: Final = """
-INSERT INTO public.que_jobs
-  (queue, priority, run_at, job_class, args, kwargs, data, job_schema_version)
-VALUES (
-  %(queue)s::text,
-  %(priority)s::smallint,
-  coalesce(%(run_at)s::timestamptz, now() + %(delay)s::float8 * interval '1 second'),
-  %(job_class)s::text,
-  %(args)s::jsonb,
-  %(kwargs)s::jsonb,
-  %(data)s::jsonb,
-  2
-)
+INSERT INTO public.que_jobs (""" + ", ".join(ENQUEUED_COLUMNS) + """)
+VALUES (""" + ", ".join(_ENQUEUED_VALUES[column] for column in ENQUEUED_COLUMNS) + """)
 RETURNING id, run_at
 """
 
@@ -61,8 +65,7 @@ SELECT coalesce(%(now)s::timestamptz, now()) AS now,
 """
 
 COPY_JOBS: Final = """
-COPY public.que_jobs
-  (id, queue, priority, run_at, job_class, args, kwargs, data, job_schema_version)
+COPY public.que_jobs (id, """ + ", ".join(ENQUEUED_COLUMNS) + """)
 FROM STDIN
 """
 
@@ -122,7 +125,7 @@ SELECT *
 FROM public.que_jobs
 WHERE finished_at IS NULL
   AND expired_at IS NULL
-  AND job_schema_version = 2
+  AND job_schema_version = """ + _VERSION + """
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(include_scheduled)s::boolean OR run_at <= coalesce(%(now)s::timestamptz, now()))
   AND id <> ALL (%(attempted)s::bigint[])
@@ -140,7 +143,7 @@ WHERE finished_at IS NULL AND expired_at IS NULL
 UNFINISHED_JOB_IDS: Final = """
 SELECT coalesce(array_agg(id), '{}') AS ids
 FROM public.que_jobs
-WHERE finished_at IS NULL AND expired_at IS NULL AND job_schema_version = 2
+WHERE finished_at IS NULL AND expired_at IS NULL AND job_schema_version = """ + _VERSION + """
 """
 
 # -- inspecting the queue --------------------------------------------------------
@@ -206,7 +209,7 @@ DELETE FROM public.que_jobs
 _RUN_AT = "greatest({table}.run_at, '0001-01-01 00:00:00+00'::timestamptz) AS run_at"
 
 # What makes a job ready to work now, by its own columns.
-_READY = """job_schema_version = 2
+_READY = "job_schema_version = " + _VERSION + """
     AND finished_at IS NULL
     AND expired_at IS NULL
     AND run_at <= coalesce(%(now)s::timestamptz, now())"""
@@ -242,7 +245,8 @@ INSERT INTO public.que_lockers
    job_schema_version)
 VALUES
   (pg_backend_pid(), %(worker_count)s::integer, %(worker_priorities)s::integer[],
-   %(process_pid)s::integer, %(hostname)s::text, %(queues)s::text[], %(listening)s::boolean, 2)
+   %(process_pid)s::integer, %(hostname)s::text, %(queues)s::text[], %(listening)s::boolean,
+   """ + _VERSION + """)
 """
 
 UNREGISTER_LOCKER: Final = """

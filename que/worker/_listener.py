@@ -18,8 +18,8 @@ from datetime import datetime
 from que._core import db, sql
 from que._core.connection import Connection
 from que._core.log import log_event
+from que._core.schema import PRIORITIES
 from que.worker._buffer import JobKey
-from que.worker.settings import ANY_PRIORITY, MOST_IMPORTANT_PRIORITY
 
 CHANNEL_PREFIX = "que_listener_"
 MAXIMUM_JOB_ID = 2**63 - 1  # que_jobs.id is a bigint: a larger id names no job
@@ -55,11 +55,7 @@ def parse(payload: str) -> Announcement:
         raise ValueError(f"id must be a positive bigint, not {job_id!r}")
     if not isinstance(queue, str):
         raise ValueError(f"queue must be a string, not {queue!r}")
-    if (
-        isinstance(priority, bool)
-        or not isinstance(priority, int)
-        or not MOST_IMPORTANT_PRIORITY <= priority <= ANY_PRIORITY
-    ):
+    if isinstance(priority, bool) or not isinstance(priority, int) or priority not in PRIORITIES:
         raise ValueError(f"priority must be a smallint, not {priority!r}")
     run_at = message.get("run_at")
     try:

@@ -43,11 +43,9 @@ from que.worker import _listener as listener
 from que.worker import _locks as locks
 from que.worker import _poller as poller
 from que.worker._buffer import BufferedJob, JobBuffer
-from que.worker._clock import monotonic
+from que.worker._clock import monotonic, next_backoff
 from que.worker.settings import PoolSettings
 
-RECONNECT_BACKOFF_START = 0.1  # seconds before the first reconnection attempt; doubles
-RECONNECT_BACKOFF_MAXIMUM = 5.0  # seconds
 APPLICATION_NAME = "que-locker"
 
 
@@ -73,10 +71,6 @@ def _check_stable_session(connection: Connection, conninfo: str) -> None:
             "locks need a real session; give the locker a direct connection to "
             "PostgreSQL with --connection-url (PoolSettings.connection_url)"
         )
-
-
-def _next_backoff(current: float) -> float:
-    return min(RECONNECT_BACKOFF_MAXIMUM, current * 2 or RECONNECT_BACKOFF_START)
 
 
 class Locker:
@@ -241,7 +235,7 @@ class Locker:
                     except Exception as error:
                         if not db.connection_lost(error):
                             raise
-                        backoff = _next_backoff(backoff)
+                        backoff = next_backoff(backoff)
                         log_event(logging.ERROR, "locker_connect_failed",
                                   error=error_message(error), retry_in=backoff)
                         continue
@@ -255,7 +249,7 @@ class Locker:
                     if not db.connection_lost(error):
                         raise
                     self._lost(error)
-                    backoff = _next_backoff(backoff)
+                    backoff = next_backoff(backoff)
         except BaseException as error:
             log_event(logging.CRITICAL, "locker_crashed", error=error_message(error),
                       backtrace=error_backtrace(error),

@@ -19,11 +19,10 @@ from que._core.log import log_event
 from que._core.running import run_guarded_job
 from que._core.schema import error_backtrace, error_message
 from que.worker._buffer import JobBuffer
+from que.worker._clock import next_backoff
 from que.worker._locks import WorkerLock
 from que.worker.settings import describe_threshold
 
-BACKOFF_START = 0.1  # seconds to pause a worker after its connection was lost; doubles
-BACKOFF_MAXIMUM = 5.0  # seconds
 SETTLED = frozenset({"destroyed", "finished", "expired"})
 """Resolutions after which a job is never ready again."""
 
@@ -87,7 +86,7 @@ class Worker:
                     return
                 # The job's transaction rolled back and nothing was recorded: once
                 # its lock is released, it runs again.
-                backoff = min(BACKOFF_MAXIMUM, backoff * 2 or BACKOFF_START)
+                backoff = next_backoff(backoff)
                 log_event(logging.ERROR, "worker_error", job_id=job.id,
                           error=error_message(error), retry_in=backoff,
                           detail="the connection was lost while the job ran; it will run "

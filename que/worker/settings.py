@@ -11,13 +11,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from que._core.schema import queue_name_problem
+from que._core.schema import PRIORITIES, queue_name_problem
 from que.errors import ConfigurationError, ConfigurationTypeError
 
-ANY_PRIORITY = 32767
+ANY_PRIORITY = PRIORITIES[-1]
 """The least important priority a job can have (``priority`` is a smallint): a
 worker whose threshold is "any" takes jobs up to it."""
-MOST_IMPORTANT_PRIORITY = -32768
+MOST_IMPORTANT_PRIORITY = PRIORITIES[0]
 
 DEFAULT_WORKER_PRIORITIES: tuple[int | None, ...] = (10, 30, 50, None, None, None)
 """One worker per threshold; ``None`` is "any"."""
