@@ -14,7 +14,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias, overload
 
 from que._core import db, registry, sql
 from que._core.config import config
@@ -155,11 +155,33 @@ class Job:
 
     # -- settings and enqueue ------------------------------------------------------
 
+    @overload
     @classmethod
-    def setting(cls, name: str, *args: Any) -> Any:
-        """A class setting, called with ``args`` if it is callable."""
+    def setting(cls, name: Literal["queue"]) -> str | None: ...
+    @overload
+    @classmethod
+    def setting(cls, name: Literal["priority"]) -> int: ...
+    @overload
+    @classmethod
+    def setting(cls, name: Literal["run_at"]) -> datetime | timedelta | None: ...
+    @overload
+    @classmethod
+    def setting(cls, name: Literal["retry_interval"], error_count: int) -> float: ...
+    @overload
+    @classmethod
+    def setting(cls, name: Literal["maximum_retry_count"]) -> int | None: ...
+    @overload
+    @classmethod
+    def setting(cls, name: Literal["run_synchronously"]) -> bool: ...
+
+    @classmethod
+    def setting(cls, name: str, error_count: int | None = None) -> object:
+        """A class setting; a callable one is called (``retry_interval`` with the
+        error count)."""
         value = getattr(cls, name)
-        return value(*args) if callable(value) else value
+        if not callable(value):
+            return value
+        return value() if error_count is None else value(error_count)
 
     @classmethod
     def enqueue(cls, *args: Any, job_options: JobOptions | None = None, **kwargs: Any) -> Self:

@@ -220,17 +220,33 @@ class JobsAssertions:
 
     # -- running -------------------------------------------------------------------
 
-    def work(self, **options: Any) -> WorkSummary:
-        """Run ready jobs in this thread through the real code path; see ``Que.work``.
+    def work(
+        self,
+        *,
+        queue: str | None = None,
+        limit: int | None = None,
+        recursive: bool = True,
+        include_scheduled: bool = False,
+        reraise: bool = False,
+    ) -> WorkSummary:
+        """Run ready jobs in this thread through the real code path: ``Que.work``.
 
-        Options: ``queue``, ``limit``, ``recursive`` (default True: also run
-        jobs enqueued by jobs), ``include_scheduled``, ``reraise``.
+        ``recursive`` (default): also run the jobs that jobs enqueue.
         """
-        return Que.work(**options)
+        return Que.work(queue=queue, limit=limit, recursive=recursive,
+                        include_scheduled=include_scheduled, reraise=reraise)
 
-    def drain(self, **options: Any) -> WorkSummary:
-        """Like ``work`` but a job's error fails the test (``reraise=True``)."""
-        return Que.work(**{"reraise": True, **options})
+    def drain(
+        self,
+        *,
+        queue: str | None = None,
+        limit: int | None = None,
+        recursive: bool = True,
+        include_scheduled: bool = False,
+    ) -> WorkSummary:
+        """Like ``work``, but a job's error fails the test (``reraise=True``)."""
+        return self.work(queue=queue, limit=limit, recursive=recursive,
+                         include_scheduled=include_scheduled, reraise=True)
 
 
 def _listing(

@@ -277,7 +277,7 @@ def test_async_mode_starts_and_stops_the_in_process_pool(worker_db):
         assert inprocess.stop()  # nothing to stop
     finally:
         inprocess.stop(timeout=10)
-        inprocess.configure(**previous.__dict__)
+        inprocess.configure(previous)
 
 
 def test_que_mode_async_runs_the_pool_and_off_stops_it(worker_db):
@@ -293,7 +293,7 @@ def test_que_mode_async_runs_the_pool_and_off_stops_it(worker_db):
         assert inprocess.current() is None and not pool.running
     finally:
         Que.mode = "off"
-        inprocess.configure(**previous.__dict__)
+        inprocess.configure(previous)
 
 
 def test_que_mode_async_that_cannot_start_stays_off(worker_db):
@@ -304,7 +304,7 @@ def test_que_mode_async_that_cannot_start_stays_off(worker_db):
             Que.mode = "async"
         assert Que.mode == "off" and inprocess.current() is None
     finally:
-        inprocess.configure(**previous.__dict__)
+        inprocess.configure(previous)
 
 
 def test_the_pool_follows_the_test_clock_under_time_travel(start_pool, worker_db):
@@ -371,7 +371,7 @@ def test_a_job_can_stop_the_in_process_pool(worker_db):
         assert inprocess.current() is None
     finally:
         inprocess.stop(timeout=10)
-        inprocess.configure(**previous.__dict__)
+        inprocess.configure(previous)
 
 
 def test_a_job_announced_while_the_locker_runs_a_statement_starts_at_once(

@@ -142,9 +142,25 @@ class QueFacade:
         """Collect the jobs enqueued in the block and insert them in one statement."""
         return bulk_enqueue(job_options=job_options, notify=notify)
 
-    def work(self, **options: Any) -> inline.WorkSummary:
-        """Run ready jobs here and now; see :func:`que._core.inline.work` for the options."""
-        return inline.work(**options)
+    def work(
+        self,
+        *,
+        queue: str | None = None,
+        limit: int | None = None,
+        recursive: bool = True,
+        include_scheduled: bool = False,
+        reraise: bool = False,
+    ) -> inline.WorkSummary:
+        """Run ready jobs in this thread, in (priority, run_at, id) order, until none is left.
+
+        ``queue`` limits it to one queue; ``limit`` to that many jobs. With
+        ``recursive=False`` only the jobs present at the start run, not the ones they
+        enqueue. ``include_scheduled`` also runs jobs whose ``run_at`` is in the
+        future. ``reraise`` raises a job's error (after it is recorded) instead of
+        going on. Each job runs at most once per call.
+        """
+        return inline.work(queue=queue, limit=limit, recursive=recursive,
+                           include_scheduled=include_scheduled, reraise=reraise)
 
     def jobs(self) -> list[Row]:
         """Every row of the queue table (finished and expired ones too), oldest first."""

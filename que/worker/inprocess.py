@@ -14,6 +14,7 @@ import atexit
 import dataclasses
 import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from que.worker._pool import WorkerPool
@@ -24,14 +25,35 @@ _pool: WorkerPool | None = None
 _lock = threading.RLock()
 
 
-def configure(**options: Any) -> PoolSettings:
-    """Change the settings of the next ``start()`` (any :class:`PoolSettings` field).
+def configure(
+    settings: PoolSettings | None = None,
+    *,
+    worker_priorities: tuple[int | None, ...] | None = None,
+    queues: Mapping[str, float | None] | None = None,
+    poll_interval: float | None = None,
+    maximum_buffer_size: int | None = None,
+    minimum_buffer_size: int | None = None,
+    wait_period: float | None = None,
+    listen: bool | None = None,
+    connection_url: str | None = None,
+) -> PoolSettings:
+    """Set the settings of the next ``start()``: ``settings`` as a whole (default:
+    the current ones), with each field given here changed (``None``: unchanged).
 
-    ``configure(worker_priorities=(None, None), queues={"default": 1.0})``
+    ``configure(worker_priorities=(None, None), queues={"default": 1.0})``;
+    ``configure(PoolSettings())`` puts back the defaults. See :class:`PoolSettings`.
     """
     global _settings
+    changes: dict[str, Any] = {
+        name: value for name, value in {
+            "worker_priorities": worker_priorities, "queues": queues,
+            "poll_interval": poll_interval, "maximum_buffer_size": maximum_buffer_size,
+            "minimum_buffer_size": minimum_buffer_size, "wait_period": wait_period,
+            "listen": listen, "connection_url": connection_url,
+        }.items() if value is not None
+    }
     with _lock:
-        _settings = dataclasses.replace(_settings, **options)
+        _settings = dataclasses.replace(settings or _settings, **changes)
         return _settings
 
 
