@@ -8,6 +8,7 @@ The database's own ``now()`` is never moved, and que does not rely on it here.
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,9 @@ from que import Que, WorkSummary
 # Modules whose waits and timeouts must keep real time while the test's time is
 # frozen, or connecting and waiting for workers would hang.
 REAL_TIME_MODULES = ("psycopg", "psycopg_pool", "que.worker", "que_testing.worker")
+# Modules que_testing may import lazily that bind ``datetime`` names: imported
+# while time is frozen, they would keep freezegun's class after it stops.
+LOAD_BEFORE_FREEZING = ("que.worker", "que_testing.worker", "que_testing.assertions")
 
 
 def wall_clock() -> datetime:
@@ -33,6 +37,8 @@ class TimeTravel:
         self._frozen: Any = None
 
     def start(self) -> TimeTravel:
+        for module in LOAD_BEFORE_FREEZING:
+            importlib.import_module(module)
         self._frozen = self._freezer.start()
         return self
 

@@ -80,6 +80,30 @@ def test_it_works_under_xdist(sample):
     result.assert_outcomes(passed=4)
 
 
+def test_time_travel_in_the_first_test_leaves_no_frozen_clock_behind(pytester, que_database_url):
+    """The plugin imports its parts when first used: a part first imported while
+    time is frozen must not keep freezegun's clock once time runs again."""
+    pytester.makepyfile(test_order='''
+from que import Job
+
+
+class Noop(Job):
+    def run(self):
+        pass
+
+
+def test_first_frozen(que_time, que_worker):
+    que_time.advance(seconds=1)
+
+
+def test_then_real_time(que_worker, que_jobs):
+    job = Noop.enqueue()
+    assert que_worker.wait_for([job.id]) == []
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+
+
 def test_failing_assertions_explain_themselves(pytester, que_database_url):
     pytester.makepyfile(sample_jobs=SAMPLE_JOBS, test_failing='''
 from sample_jobs import Welcome, sign_up
