@@ -78,8 +78,10 @@ def main() -> None:
         finally:
             Que.mode = "off"  # running jobs finish, buffered ones are released
         (retry,) = Que.jobs()
-        print(f"done: {retry['job_class']} will retry at {retry['run_at']:%H:%M:%S} "
-              f"after {retry['last_error_message']!r}; the rest were destroyed")
+        print(
+            f"done: {retry['job_class']} will retry at {retry['run_at']:%H:%M:%S} "
+            f"after {retry['last_error_message']!r}; the rest were destroyed"
+        )
         Que.clear()
         Que.connection = None
 
