@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-RECORDER = '''
+RECORDER = """
 import json
 
 durations = {}
@@ -35,9 +35,9 @@ def pytest_runtest_logreport(report):
 def pytest_sessionfinish(session):
     with open("durations.json", "w") as out:
         json.dump(list(durations.values()), out)
-'''
+"""
 
-PER_TEST_DATABASE = '''
+PER_TEST_DATABASE = """
 from pytest_postgresql import factories
 
 from que import Que
@@ -52,7 +52,7 @@ def load_que_schema(host, port, user, dbname, password, **_):
 
 postgresql_noproc = factories.postgresql_noproc(load=[load_que_schema])
 postgresql_per_test = factories.postgresql("postgresql_noproc")
-'''
+"""
 
 MODES = {
     "que_db (rollback)": ("que_db", ""),
@@ -69,7 +69,9 @@ def measure(fixture: str, conftest: str, count: int) -> list[float]:
         (root / "test_overhead.py").write_text(tests)
         subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
-            cwd=root, check=True, stdout=subprocess.DEVNULL,
+            cwd=root,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         return list(json.loads((root / "durations.json").read_text()))[1:]
 

@@ -81,14 +81,25 @@ def wait_until_empty(connection: psycopg.Connection[Any], timeout: float) -> flo
 
 def drain_with_process(url: str, count: int, workers: int, timeout: float) -> float:
     here = Path(__file__).resolve()
-    command = [sys.executable, "-m", "que.cli", "-w", str(workers), "-l", "warn",
-               "--connection-url", url, str(here)]
+    command = [
+        sys.executable,
+        "-m",
+        "que.cli",
+        "-w",
+        str(workers),
+        "-l",
+        "warn",
+        "--connection-url",
+        url,
+        str(here),
+    ]
     with psycopg.connect(url, autocommit=True) as watcher:
         process = subprocess.Popen(command, cwd=here.parent, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 30
-            while not watcher.execute("SELECT 1 FROM que_lockers WHERE ruby_pid = %s",
-                                      [process.pid]).fetchone():
+            while not watcher.execute(
+                "SELECT 1 FROM que_lockers WHERE ruby_pid = %s", [process.pid]
+            ).fetchone():
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("the que process did not start")
                 time.sleep(0.005)
@@ -119,8 +130,11 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: a scratch database que_bench")
     parser.add_argument("-n", type=int, default=10_000, help="jobs (default 10000)")
     parser.add_argument("-w", "--workers", type=int, default=6, help="workers (default 6)")
-    parser.add_argument("--in-process", action="store_true",
-                        help="run a WorkerPool in this process instead of a `que` process")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run a WorkerPool in this process instead of a `que` process",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
     args = parser.parse_args()
     url = prepare_database(args.database_url)
@@ -131,9 +145,11 @@ def main() -> None:
         elapsed = run(url, args.n, args.workers, args.timeout)
         Que.connection = None
     where = "in-process pool" if args.in_process else "que process"
-    print(f"drained {args.n} no-op jobs with {args.workers} workers ({where}) in "
-          f"{elapsed:.2f}s: {args.n / elapsed:,.0f} jobs/s  [python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs]")
+    print(
+        f"drained {args.n} no-op jobs with {args.workers} workers ({where}) in "
+        f"{elapsed:.2f}s: {args.n / elapsed:,.0f} jobs/s  [python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs]"
+    )
 
 
 if __name__ == "__main__":

@@ -67,9 +67,24 @@ def main() -> None:
         connection.execute(LATENCY_TABLE)
         connection.execute("TRUNCATE que_bench_latency")
         process = subprocess.Popen(
-            [sys.executable, "-m", "que.cli", "-l", "warn", "-w", "1", "-i", args.poll_interval,
-             "--listen", args.listen, "--connection-url", url, str(here)],
-            cwd=here.parent, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "que.cli",
+                "-l",
+                "warn",
+                "-w",
+                "1",
+                "-i",
+                args.poll_interval,
+                "--listen",
+                args.listen,
+                "--connection-url",
+                url,
+                str(here),
+            ],
+            cwd=here.parent,
+            stderr=subprocess.DEVNULL,
         )
         try:
             wait(connection, "SELECT 1 FROM que_lockers WHERE ruby_pid = %s", [process.pid])
@@ -84,11 +99,16 @@ def main() -> None:
             "SELECT extract(epoch FROM started_at - run_at) * 1000 FROM que_bench_latency"
         ).fetchall()
     latencies = [float(row[0]) for row in rows]
-    mode = "LISTEN/NOTIFY" if args.listen.lower() in {"true", "yes", "on", "1"} else \
-        f"polling every {args.poll_interval}s"
-    print(f"enqueue-to-start latency over {len(latencies)} jobs ({mode}): "
-          f"p50 {statistics.median(latencies):.2f} ms, p99 {percentile(latencies, 0.99):.2f} ms, "
-          f"max {max(latencies):.2f} ms")
+    mode = (
+        "LISTEN/NOTIFY"
+        if args.listen.lower() in {"true", "yes", "on", "1"}
+        else f"polling every {args.poll_interval}s"
+    )
+    print(
+        f"enqueue-to-start latency over {len(latencies)} jobs ({mode}): "
+        f"p50 {statistics.median(latencies):.2f} ms, p99 {percentile(latencies, 0.99):.2f} ms, "
+        f"max {max(latencies):.2f} ms"
+    )
 
 
 def wait(connection: psycopg.Connection[Any], statement: str, params: list[Any]) -> None:

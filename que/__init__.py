@@ -38,11 +38,23 @@ __version__ = "0.1.0"
 _DEFINED_IN = {
     "JobOptions": "que.types",
     "JobRow": "que.types",
-    **dict.fromkeys([
-        "ConfigurationError", "ConfigurationTypeError", "ConnectionLost", "Error",
-        "JobDefinitionError", "JobExited", "JobOptionError", "LockLost", "MigrationError",
-        "SchemaError", "SerializationError", "UnknownJobClass",
-    ], "que.errors"),
+    **dict.fromkeys(
+        [
+            "ConfigurationError",
+            "ConfigurationTypeError",
+            "ConnectionLost",
+            "Error",
+            "JobDefinitionError",
+            "JobExited",
+            "JobOptionError",
+            "LockLost",
+            "MigrationError",
+            "SchemaError",
+            "SerializationError",
+            "UnknownJobClass",
+        ],
+        "que.errors",
+    ),
     "Que": "que._core.facade",
     "WorkSummary": "que._core.inline",
     "Job": "que.job",

@@ -41,8 +41,11 @@ class UnknownJobClass(Error):
             "argument), allow importing it with Que.job_module_prefixes, or register a "
             f"class with `class MyJob(Job, name={job_class!r})`"
         )
-        super().__init__(f"no job class named {job_class!r}: "
-                         + (f"{reason}; fix the module or " if reason else "") + remedy)
+        super().__init__(
+            f"no job class named {job_class!r}: "
+            + (f"{reason}; fix the module or " if reason else "")
+            + remedy
+        )
         self.job_class = job_class
         self.reason = reason
 

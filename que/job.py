@@ -32,6 +32,7 @@ from que.types import JobRow
 
 Resolution: TypeAlias = Literal["destroyed", "finished", "expired", "retried"]
 
+
 def default_retry_interval(error_count: int) -> float:
     """Que's back-off: 4, 19, 84, 259, ... seconds after the 1st, 2nd, 3rd, 4th failure."""
     return float(error_count**4 + 3)
@@ -149,8 +150,13 @@ class Job:
             return True
         rows = db.execute(statement, {"id": self.id, "now": config.now(), **params})
         if not rows:
-            log_event(logging.WARNING, "job_race_condition", job_id=self.id, action=resolution,
-                      detail="the job's row was already gone")
+            log_event(
+                logging.WARNING,
+                "job_race_condition",
+                job_id=self.id,
+                action=resolution,
+                detail="the job's row was already gone",
+            )
         return True
 
     # -- settings and enqueue ------------------------------------------------------

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 
 # Imported on first use, so that loading the plugin stays cheap (see fixtures.py).
 _DEFINED_IN = {
-    "ANY": "que_testing.assertions", "EnqueuedJob": "que_testing.assertions",
-    "JobsAssertions": "que_testing.assertions", "TimeTravel": "que_testing.timetravel",
+    "ANY": "que_testing.assertions",
+    "EnqueuedJob": "que_testing.assertions",
+    "JobsAssertions": "que_testing.assertions",
+    "TimeTravel": "que_testing.timetravel",
     "BackgroundWorker": "que_testing.worker",
 }
 
@@ -33,5 +35,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_DEFINED_IN})
+
 
 __all__ = ["ANY", "BackgroundWorker", "EnqueuedJob", "JobsAssertions", "TimeTravel"]

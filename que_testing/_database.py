@@ -30,7 +30,10 @@ class Server:
 
     def conninfo(self, dbname: str | None = None) -> str:
         return make_conninfo(
-            host=self.host, port=self.port, user=self.user, password=self.password,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
             dbname=dbname or self.dbname,
         )
 
@@ -75,8 +78,13 @@ def find_server(request: pytest.FixtureRequest) -> Server:
             "postgresql://postgres@localhost:5432/postgres",
             returncode=4,
         )
-    return replace(server, host=process.host, port=process.port, user=process.user,
-                   password=process.password or None)
+    return replace(
+        server,
+        host=process.host,
+        port=process.port,
+        user=process.user,
+        password=process.password or None,
+    )
 
 
 def _server_from_dsn(dsn: str) -> Server:
@@ -107,8 +115,12 @@ def migrated_database(server: Server) -> Iterator[str]:
     from pytest_postgresql.janitor import DatabaseJanitor
 
     janitor = DatabaseJanitor(
-        user=server.user, host=server.host, port=server.port, password=server.password,
-        dbname=database_name(), maintenance_dbname=server.dbname,
+        user=server.user,
+        host=server.host,
+        port=server.port,
+        password=server.password,
+        dbname=database_name(),
+        maintenance_dbname=server.dbname,
     )
     janitor.drop()
     with janitor:

@@ -55,10 +55,17 @@ class EnqueuedJob:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> EnqueuedJob:
         return cls(
-            id=row["id"], job_class=row["job_class"], args=row["args"], kwargs=row["kwargs"],
-            queue=row["queue"], priority=row["priority"], run_at=row["run_at"],
-            tags=list(row["data"].get("tags", [])), error_count=row["error_count"],
-            last_error_message=row["last_error_message"], finished_at=row["finished_at"],
+            id=row["id"],
+            job_class=row["job_class"],
+            args=row["args"],
+            kwargs=row["kwargs"],
+            queue=row["queue"],
+            priority=row["priority"],
+            run_at=row["run_at"],
+            tags=list(row["data"].get("tags", [])),
+            error_count=row["error_count"],
+            last_error_message=row["last_error_message"],
+            finished_at=row["finished_at"],
             expired_at=row["expired_at"],
         )
 
@@ -196,8 +203,7 @@ class JobsAssertions:
         if not found or (count is not None and len(found) != count):
             wanted = "a job" if count is None else f"{count} job(s)"
             raise AssertionError(
-                f"Expected {wanted} matching {query}; found {len(found)}.\n"
-                + _listing(jobs, query)
+                f"Expected {wanted} matching {query}; found {len(found)}.\n" + _listing(jobs, query)
             )
         return found[0]
 
@@ -233,8 +239,13 @@ class JobsAssertions:
 
         ``recursive`` (default): also run the jobs that jobs enqueue.
         """
-        return Que.work(queue=queue, limit=limit, recursive=recursive,
-                        include_scheduled=include_scheduled, reraise=reraise)
+        return Que.work(
+            queue=queue,
+            limit=limit,
+            recursive=recursive,
+            include_scheduled=include_scheduled,
+            reraise=reraise,
+        )
 
     def drain(
         self,
@@ -245,8 +256,13 @@ class JobsAssertions:
         include_scheduled: bool = False,
     ) -> WorkSummary:
         """Like ``work``, but a job's error fails the test (``reraise=True``)."""
-        return self.work(queue=queue, limit=limit, recursive=recursive,
-                         include_scheduled=include_scheduled, reraise=True)
+        return self.work(
+            queue=queue,
+            limit=limit,
+            recursive=recursive,
+            include_scheduled=include_scheduled,
+            reraise=True,
+        )
 
 
 def _listing(

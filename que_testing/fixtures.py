@@ -70,8 +70,9 @@ def que_db(_que_connection: psycopg.Connection[Any]) -> Iterator[psycopg.Connect
 
     if _que_connection.closed:
         pytest.fail("the que test connection was closed by an earlier test")
-    with que_settings(connection=_que_connection, clock=wall_clock), _que_connection.transaction(
-        force_rollback=True
+    with (
+        que_settings(connection=_que_connection, clock=wall_clock),
+        _que_connection.transaction(force_rollback=True),
     ):
         yield _que_connection
 
@@ -80,8 +81,9 @@ def que_db(_que_connection: psycopg.Connection[Any]) -> Iterator[psycopg.Connect
 def _que_pool(que_database_url: str) -> Iterator[ConnectionPool[Any]]:
     from psycopg_pool import ConnectionPool
 
-    with ConnectionPool(que_database_url, min_size=1, max_size=COMMITTED_POOL_SIZE,
-                        open=True, name="que_testing") as pool:
+    with ConnectionPool(
+        que_database_url, min_size=1, max_size=COMMITTED_POOL_SIZE, open=True, name="que_testing"
+    ) as pool:
         yield pool
 
 
@@ -153,8 +155,10 @@ def que_worker(
         yield BackgroundWorker(pool)
     finally:
         if not pool.stop(timeout=STOP_TIMEOUT):
-            pytest.fail(f"the que worker pool did not stop within {STOP_TIMEOUT} s: "
-                        f"jobs {pool.running_job_ids()} were still running")
+            pytest.fail(
+                f"the que worker pool did not stop within {STOP_TIMEOUT} s: "
+                f"jobs {pool.running_job_ids()} were still running"
+            )
 
 
 @pytest.fixture(autouse=True)

@@ -30,6 +30,4 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "que(mode='sync'): run the test with Que.mode set to 'sync'"
-    )
+    config.addinivalue_line("markers", "que(mode='sync'): run the test with Que.mode set to 'sync'")

@@ -66,8 +66,9 @@ def test_run_at_with_a_tolerance(que_jobs, que_time):
     que_jobs.assert_enqueued(SendEmail, run_at=when + timedelta(milliseconds=500))
     que_jobs.assert_enqueued(SendEmail, run_at=timedelta(hours=2))
     que_jobs.assert_not_enqueued(SendEmail, run_at=when + timedelta(seconds=3))
-    que_jobs.assert_enqueued(SendEmail, run_at=when + timedelta(seconds=3),
-                             tolerance=timedelta(seconds=5))
+    que_jobs.assert_enqueued(
+        SendEmail, run_at=when + timedelta(seconds=3), tolerance=timedelta(seconds=5)
+    )
 
 
 def test_failure_lists_what_was_enqueued_instead(que_jobs):
@@ -96,8 +97,9 @@ def test_failure_with_nothing_enqueued_suggests_why(que_jobs):
 def test_assert_not_enqueued_lists_the_matches(que_jobs):
     Charge.enqueue(10)
     message = failure(lambda: que_jobs.assert_not_enqueued(Charge, queue="billing"))
-    assert message.startswith("Expected no job matching job_class='test_assertions.Charge', "
-                              "queue='billing'; found 1.")
+    assert message.startswith(
+        "Expected no job matching job_class='test_assertions.Charge', queue='billing'; found 1."
+    )
     assert "Matching jobs (1):" in message and "Charge(queue='billing')" in message
 
 
@@ -111,7 +113,8 @@ def test_all_of_len_iter_and_clear(que_jobs):
     Charge.enqueue(5)
     assert len(que_jobs) == 2
     assert [job.job_class for job in que_jobs] == [
-        "test_assertions.SendEmail", "test_assertions.Charge",
+        "test_assertions.SendEmail",
+        "test_assertions.Charge",
     ]
     assert [job.args for job in que_jobs.of(Charge)] == [[5]]
     que_jobs.clear()

@@ -28,9 +28,18 @@ DEFAULT_PRIORITIES = (10, 30, 50, None, None, None)
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        ([], {"worker_priorities": DEFAULT_PRIORITIES, "queues": {}, "poll_interval": 5.0,
-              "maximum_buffer_size": 8, "minimum_buffer_size": 2, "wait_period": 0.05,
-              "listen": True}),
+        (
+            [],
+            {
+                "worker_priorities": DEFAULT_PRIORITIES,
+                "queues": {},
+                "poll_interval": 5.0,
+                "maximum_buffer_size": 8,
+                "minimum_buffer_size": 2,
+                "wait_period": 0.05,
+                "listen": True,
+            },
+        ),
         (["-i", "2.5"], {"poll_interval": 2.5}),
         (["--poll-interval=1"], {"poll_interval": 1.0}),
         (["-p", "10,any,20"], {"worker_priorities": (10, None, 20)}),
@@ -39,8 +48,10 @@ DEFAULT_PRIORITIES = (10, 30, 50, None, None, None)
         (["-p", "20,30,40", "-w", "6"], {"worker_priorities": (20, 30, 40, None, None, None)}),
         (["-p", "20,30,40", "--worker-count", "2"], {"worker_priorities": (20, 30)}),
         (["-q", "a", "--queue-name", "b=0.5"], {"queues": {"a": None, "b": 0.5}}),
-        (["--maximum-buffer-size", "0", "--minimum-buffer-size", "0"],
-         {"maximum_buffer_size": 0, "minimum_buffer_size": 0}),
+        (
+            ["--maximum-buffer-size", "0", "--minimum-buffer-size", "0"],
+            {"maximum_buffer_size": 0, "minimum_buffer_size": 0},
+        ),
         (["--wait-period", "10"], {"wait_period": 0.01}),
         (["--listen", "false"], {"listen": False}),
         (["--listen", "NO"], {"listen": False}),
@@ -117,11 +128,30 @@ def test_help_lists_every_option(capsys):
     assert main(["-h"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: que [options] [module ...]")
-    for option in ("-h", "--help", "-i", "--poll-interval", "-l", "--log-level", "-p",
-                   "--worker-priorities", "-q", "--queue-name", "-w", "--worker-count", "-v",
-                   "--version", "--connection-url", "--log-internals", "--maximum-buffer-size",
-                   "--minimum-buffer-size", "--wait-period", "--listen", "--pidfile",
-                   "--shutdown-timeout"):
+    for option in (
+        "-h",
+        "--help",
+        "-i",
+        "--poll-interval",
+        "-l",
+        "--log-level",
+        "-p",
+        "--worker-priorities",
+        "-q",
+        "--queue-name",
+        "-w",
+        "--worker-count",
+        "-v",
+        "--version",
+        "--connection-url",
+        "--log-internals",
+        "--maximum-buffer-size",
+        "--minimum-buffer-size",
+        "--wait-period",
+        "--listen",
+        "--pidfile",
+        "--shutdown-timeout",
+    ):
         assert f" {option}" in out, option
 
 
@@ -134,11 +164,19 @@ def test_version(capsys):
 
 
 def run_que(
-    *args: str, env: dict[str, str] | None = None,
+    *args: str,
+    env: dict[str, str] | None = None,
     command: tuple[str, ...] = (sys.executable, "-m", "que.cli"),
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*command, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=30, env={**os.environ, **(env or {})}, check=False)
+    return subprocess.run(
+        [*command, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], message: str) -> None:
@@ -161,8 +199,11 @@ def test_a_bad_option_from_the_command_line():
 
 def test_an_unimportable_module(que_database_url):
     result = run_que("no_such_module_anywhere", env={"DATABASE_URL": que_database_url})
-    assert_one_line_error(result, "cannot import 'no_such_module_anywhere': "
-                                  "ModuleNotFoundError: No module named 'no_such_module_anywhere'")
+    assert_one_line_error(
+        result,
+        "cannot import 'no_such_module_anywhere': "
+        "ModuleNotFoundError: No module named 'no_such_module_anywhere'",
+    )
 
 
 def test_a_module_that_fails_on_import(tmp_path, que_database_url):
@@ -179,8 +220,9 @@ def test_a_missing_file(que_database_url):
 
 def test_an_unreachable_database():
     result = run_que("--connection-url", "postgresql://postgres@127.0.0.1:1/que")
-    assert_one_line_error(result, "cannot connect to the database (que on 127.0.0.1:1 as "
-                                  "postgres): OperationalError:")
+    assert_one_line_error(
+        result, "cannot connect to the database (que on 127.0.0.1:1 as postgres): OperationalError:"
+    )
 
 
 def test_the_database_url_comes_from_the_environment():
@@ -226,12 +268,26 @@ def test_a_database_without_que_tables(empty_database):
 
 def test_banner_json_logs_pidfile_and_process_title(que_processes, worker_db, tmp_path):
     pidfile = tmp_path / "que.pid"
-    process = que_processes("-p", "10,any", "-q", "default", "-q", "mail=2.5",
-                            "--maximum-buffer-size", "4", "--minimum-buffer-size", "1",
-                            "--wait-period", "20",
-                            "--pidfile", str(pidfile), "--log-internals")
-    banner = wait_for(lambda: "Stop with" in process.stderr() and process.stderr(),
-                      what="the banner")
+    process = que_processes(
+        "-p",
+        "10,any",
+        "-q",
+        "default",
+        "-q",
+        "mail=2.5",
+        "--maximum-buffer-size",
+        "4",
+        "--minimum-buffer-size",
+        "1",
+        "--wait-period",
+        "20",
+        "--pidfile",
+        str(pidfile),
+        "--log-internals",
+    )
+    banner = wait_for(
+        lambda: "Stop with" in process.stderr() and process.stderr(), what="the banner"
+    )
     assert f"que {__version__}: worker process {process.pid}" in banner
     assert "workers:   2 (priorities: 10, any)" in banner
     assert "buffer:    up to 4 jobs, refilled below 1" in banner
@@ -248,8 +304,10 @@ def test_banner_json_logs_pidfile_and_process_title(que_processes, worker_db, tm
         json.loads(line)  # stdout holds nothing but JSON lines
     if _has_setproctitle():
         cmdline = Path(f"/proc/{process.pid}/cmdline")
-        wait_for(lambda: cmdline.read_bytes().startswith(b"que: working default,mail (0/2 busy"),
-                 what="the process title")
+        wait_for(
+            lambda: cmdline.read_bytes().startswith(b"que: working default,mail (0/2 busy"),
+            what="the process title",
+        )
     process.signal(signal.SIGINT)
     assert process.wait() == 0
     assert not pidfile.exists()
@@ -281,8 +339,9 @@ def test_log_level_hides_events_below_it(que_processes, worker_db):
     assert loud.wait() == 0
 
 
-def test_jobs_run_on_the_connection_a_module_sets(que_processes, worker_db, tmp_path,
-                                                  que_database_url):
+def test_jobs_run_on_the_connection_a_module_sets(
+    que_processes, worker_db, tmp_path, que_database_url
+):
     from worker_jobs import Record
 
     setup = tmp_path / "app_connection.py"
@@ -295,14 +354,19 @@ def test_jobs_run_on_the_connection_a_module_sets(que_processes, worker_db, tmp_
     )
     process = que_processes(
         modules=(str(setup), worker_fixtures.JOBS_FILE),
-        extra_env={"APP_DSN": que_database_url,
-                   "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/unused"},
+        extra_env={
+            "APP_DSN": que_database_url,
+            "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/unused",
+        },
     )
     Record.enqueue("on-app-pool")
     wait_for(lambda: worker_fixtures.ledger(worker_db) == ["on-app-pool"])
-    names = {row[0] for row in worker_db.execute(
-        "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()"
-    )}
+    names = {
+        row[0]
+        for row in worker_db.execute(
+            "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()"
+        )
+    }
     assert {"que-test-app", "que-locker"} <= names
     assert "que-worker" not in names
     process.signal(signal.SIGTERM)

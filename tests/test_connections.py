@@ -26,8 +26,9 @@ def count_jobs(conninfo: str) -> int:
 
 
 def test_no_connection_configured_says_how_to_configure_one():
-    with que_settings(connection=None), pytest.raises(
-        ConfigurationError, match=r"Que\.connection to a psycopg"
+    with (
+        que_settings(connection=None),
+        pytest.raises(ConfigurationError, match=r"Que\.connection to a psycopg"),
     ):
         Plain.enqueue()
 
@@ -72,8 +73,9 @@ def test_threads_get_their_own_connections(que_committed_db):
 
 
 def test_a_single_connection_is_lent_to_one_thread_at_a_time(que_database_url):
-    with psycopg.connect(que_database_url, autocommit=True) as connection, que_settings(
-        connection=connection
+    with (
+        psycopg.connect(que_database_url, autocommit=True) as connection,
+        que_settings(connection=connection),
     ):
         order = []
         with Que.checkout():
@@ -127,8 +129,9 @@ def test_que_leaves_committing_to_the_owner_of_a_plain_connection(que_database_u
 
 
 def test_an_autocommit_connection_commits_each_enqueue(que_database_url):
-    with psycopg.connect(que_database_url, autocommit=True) as connection, que_settings(
-        connection=connection
+    with (
+        psycopg.connect(que_database_url, autocommit=True) as connection,
+        que_settings(connection=connection),
     ):
         Plain.enqueue()
         assert count_jobs(que_database_url) == 1
@@ -176,12 +179,22 @@ def test_que_connections_get_keepalive_defaults_that_the_url_and_environment_ove
     monkeypatch,
 ):
     monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
-    given = conninfo_to_dict(with_connection_defaults(
-        "postgresql://app@db/app?keepalives_idle=3", application_name="que-locker"))
+    given = conninfo_to_dict(
+        with_connection_defaults(
+            "postgresql://app@db/app?keepalives_idle=3", application_name="que-locker"
+        )
+    )
     assert given == {
-        "user": "app", "host": "db", "dbname": "app", "keepalives_idle": "3",
-        "keepalives": "1", "keepalives_interval": "5", "keepalives_count": "3",
-        "tcp_user_timeout": "30000", "connect_timeout": "10", "application_name": "que-locker",
+        "user": "app",
+        "host": "db",
+        "dbname": "app",
+        "keepalives_idle": "3",
+        "keepalives": "1",
+        "keepalives_interval": "5",
+        "keepalives_count": "3",
+        "tcp_user_timeout": "30000",
+        "connect_timeout": "10",
+        "application_name": "que-locker",
     }
     monkeypatch.setenv("PGCONNECT_TIMEOUT", "2")
     assert "connect_timeout" not in conninfo_to_dict(with_connection_defaults("dbname=app"))

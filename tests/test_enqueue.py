@@ -66,10 +66,15 @@ def test_callable_settings_are_called(que_jobs):
 
 def test_job_options_override_class_settings(que_jobs):
     run_at = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-    job = Configured.enqueue(job_options={
-        "queue": "other", "priority": 1, "run_at": run_at, "tags": ["a", "b"],
-        "job_class": "Elsewhere",
-    })
+    job = Configured.enqueue(
+        job_options={
+            "queue": "other",
+            "priority": 1,
+            "run_at": run_at,
+            "tags": ["a", "b"],
+            "job_class": "Elsewhere",
+        }
+    )
     assert job.attrs["queue"] == "other"
     assert job.attrs["priority"] == 1
     assert job.attrs["run_at"] == run_at
@@ -124,7 +129,8 @@ def test_enqueue_by_name_for_a_class_not_loaded_here(que_jobs):
 
 
 def test_every_public_name_resolves_and_que_enqueue_stays_the_function(pytester):
-    pytester.makepyfile(check="""
+    pytester.makepyfile(
+        check="""
         import sys
         import que
         assert "psycopg" not in sys.modules, "import que alone loads nothing heavy"
@@ -133,7 +139,8 @@ def test_every_public_name_resolves_and_que_enqueue_stays_the_function(pytester)
         assert set(que.__all__) <= set(dir(que))
         import que._core.enqueueing  # sets the attribute "_enqueueing", not "enqueue"
         assert callable(que.enqueue) and que.enqueue.__module__ == "que"
-    """)
+    """
+    )
     assert pytester.runpython("check.py").ret == 0
 
 
@@ -200,10 +207,14 @@ def test_bad_options_raise_before_any_sql(que_jobs, options, option, message):
 
 
 def test_limits_that_the_database_accepts_are_accepted(que_jobs):
-    job = Plain.enqueue(job_options={
-        "tags": ["x" * 98] * 5, "queue": "q" * 100, "priority": -32768,
-        "job_class": "J" * 200,
-    })
+    job = Plain.enqueue(
+        job_options={
+            "tags": ["x" * 98] * 5,
+            "queue": "q" * 100,
+            "priority": -32768,
+            "job_class": "J" * 200,
+        }
+    )
     assert job.attrs["data"]["tags"] == ["x" * 98] * 5
 
 
@@ -243,21 +254,46 @@ def test_unserialisable_arguments_raise_type_error(que_jobs, args, kwargs):
     ("enqueue", "error", "message"),
     [
         (lambda: Plain.enqueue("a\x00b"), SerializationError, r"args\[0\] contains a NUL"),
-        (lambda: Plain.enqueue({"k": ["\udfff"]}), SerializationError,
-         r"args\[0\]\['k'\]\[0\] contains a lone surrogate \(U\+DFFF\)"),
-        (lambda: Plain.enqueue(**{"n\x00": 1}), SerializationError,
-         r"the key 'n\\x00' in kwargs contains a NUL"),
-        (lambda: Plain.enqueue(job_options={"queue": "q\x00"}), JobOptionError,
-         "queue .* contains a NUL"),
-        (lambda: Plain.enqueue(job_options={"queue": "q\ud800"}), JobOptionError,
-         r"contains a lone surrogate \(U\+D800\)"),
-        (lambda: Plain.enqueue(job_options={"job_class": "X\udc00"}), JobOptionError,
-         "job_class .* lone surrogate"),
-        (lambda: Plain.enqueue(job_options={"tags": ["t\x00"]}), JobOptionError,
-         "tag .* contains a NUL"),
+        (
+            lambda: Plain.enqueue({"k": ["\udfff"]}),
+            SerializationError,
+            r"args\[0\]\['k'\]\[0\] contains a lone surrogate \(U\+DFFF\)",
+        ),
+        (
+            lambda: Plain.enqueue(**{"n\x00": 1}),
+            SerializationError,
+            r"the key 'n\\x00' in kwargs contains a NUL",
+        ),
+        (
+            lambda: Plain.enqueue(job_options={"queue": "q\x00"}),
+            JobOptionError,
+            "queue .* contains a NUL",
+        ),
+        (
+            lambda: Plain.enqueue(job_options={"queue": "q\ud800"}),
+            JobOptionError,
+            r"contains a lone surrogate \(U\+D800\)",
+        ),
+        (
+            lambda: Plain.enqueue(job_options={"job_class": "X\udc00"}),
+            JobOptionError,
+            "job_class .* lone surrogate",
+        ),
+        (
+            lambda: Plain.enqueue(job_options={"tags": ["t\x00"]}),
+            JobOptionError,
+            "tag .* contains a NUL",
+        ),
     ],
-    ids=["args NUL", "nested surrogate", "kwargs key NUL", "queue NUL", "queue surrogate",
-         "job_class surrogate", "tag NUL"],
+    ids=[
+        "args NUL",
+        "nested surrogate",
+        "kwargs key NUL",
+        "queue NUL",
+        "queue surrogate",
+        "job_class surrogate",
+        "tag NUL",
+    ],
 )
 def test_text_postgres_cannot_store_is_refused_before_any_sql(que_jobs, enqueue, error, message):
     with pytest.raises(error, match=message):
@@ -300,20 +336,23 @@ def test_bulk_enqueue_streams_the_rows_in_one_statement(que_jobs):
     assert first.id is not None and first.attrs["queue"] == "bulk"
     rows = que_jobs.all()
     assert [(r.queue, r.priority, r.kwargs) for r in rows] == [
-        ("bulk", 3, {}), ("bulk", 9, {}), ("bulk", 3, {"flag": True}),
+        ("bulk", 3, {}),
+        ("bulk", 9, {}),
+        ("bulk", 3, {"flag": True}),
     ]
 
 
 def test_bulk_enqueue_stores_values_exactly_as_single_enqueue_does(que_jobs):
-    awkward = ["tab\there", "line\nbreak", "back\\slash", "quote\"", "é ✓ 💥", "\\N", None]
+    awkward = ["tab\there", "line\nbreak", "back\\slash", 'quote"', "é ✓ 💥", "\\N", None]
     when = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     calls = [
         ((*awkward,), {"nested": {"k\t": awkward}}, {"tags": ["a\tb", "c"]}),
         ((), {}, {"run_at": when, "queue": "q\\1"}),
         ((1.5, True), {}, {"run_at": timedelta(hours=2), "priority": -32768}),
     ]
-    singles = [Plain.enqueue(*args, **kwargs, job_options=options)
-               for args, kwargs, options in calls]
+    singles = [
+        Plain.enqueue(*args, **kwargs, job_options=options) for args, kwargs, options in calls
+    ]
     with Que.bulk_enqueue() as batch:
         for args, kwargs, options in calls:
             Plain.enqueue(*args, **kwargs, job_options=options)
@@ -356,8 +395,9 @@ def test_bulk_enqueue_validates_each_job_before_inserting(que_jobs):
 
 
 def test_bulk_enqueue_rejects_unknown_options_and_nesting(que_jobs):
-    with pytest.raises(JobOptionError, match="unknown job option"), Que.bulk_enqueue(
-        job_options={"colour": "red"}
+    with (
+        pytest.raises(JobOptionError, match="unknown job option"),
+        Que.bulk_enqueue(job_options={"colour": "red"}),
     ):
         pass
     with pytest.raises(JobOptionError, match="nested"), Que.bulk_enqueue(), Que.bulk_enqueue():

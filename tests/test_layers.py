@@ -57,8 +57,11 @@ def runtime_imports(module: str) -> set[str]:
 
     visit(ast.parse(MODULES[module].read_text()))
     # A package's __init__ re-exporting its children is not an edge back into it.
-    return {name for name in found & MODULES.keys() if name != module
-            and not (module.startswith(f"{name}.") and is_package(name))}
+    return {
+        name
+        for name in found & MODULES.keys()
+        if name != module and not (module.startswith(f"{name}.") and is_package(name))
+    }
 
 
 GRAPH = {module: runtime_imports(module) for module in MODULES}
@@ -113,8 +116,12 @@ def owner(module: str) -> str | None:
 
 
 def test_the_layers_import_downwards_only():
-    upward = sorted((module, target) for module, targets in GRAPH.items() for target in targets
-                    if layer(target) > layer(module))
+    upward = sorted(
+        (module, target)
+        for module, targets in GRAPH.items()
+        for target in targets
+        if layer(target) > layer(module)
+    )
     assert upward == []
 
 
@@ -124,7 +131,9 @@ def test_no_module_imports_itself_back_through_others():
 
 def test_private_modules_are_imported_only_by_their_own_package():
     trespassing = sorted(
-        (module, target) for module, targets in GRAPH.items() for target in targets
+        (module, target)
+        for module, targets in GRAPH.items()
+        for target in targets
         if (package := owner(target)) is not None
         and not (module == package or module.startswith(f"{package}."))
     )

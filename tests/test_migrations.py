@@ -200,8 +200,9 @@ UNREADABLE_COMMENTS = {
 }
 
 
-@pytest.mark.parametrize(("comment", "problem"), UNREADABLE_COMMENTS.values(),
-                         ids=UNREADABLE_COMMENTS.keys())
+@pytest.mark.parametrize(
+    ("comment", "problem"), UNREADABLE_COMMENTS.values(), ids=UNREADABLE_COMMENTS.keys()
+)
 def test_a_version_comment_que_cannot_read_is_refused(
     que_db: psycopg.Connection[Any], comment: str | None, problem: str
 ) -> None:
@@ -283,8 +284,10 @@ def catalog(conn: psycopg.Connection[Any]) -> list[str]:
             result = cur.pgresult
             assert result is not None
             rows.extend(
-                "|".join((result.get_value(row, field) or b"").decode()
-                         for field in range(result.nfields))
+                "|".join(
+                    (result.get_value(row, field) or b"").decode()
+                    for field in range(result.nfields)
+                )
                 for row in range(result.ntuples)
             )
             if not cur.nextset():
@@ -323,8 +326,12 @@ def que_migrate(conn: psycopg.Connection[Any], version: int) -> None:
 def ruby_migrate(conn: psycopg.Connection[Any], version: int) -> None:
     """What Ruby Que's ``Migrations.migrate!(version:)`` does: its step files from
     the version the comment says to ``version``, then the comment (not for 0)."""
-    current = int(scalar(conn, "SELECT coalesce("
-                               "obj_description(to_regclass('public.que_jobs'), 'pg_class'), '0')"))
+    current = int(
+        scalar(
+            conn,
+            "SELECT coalesce(obj_description(to_regclass('public.que_jobs'), 'pg_class'), '0')",
+        )
+    )
     if version == current:
         return
     steps = (
@@ -341,7 +348,8 @@ def ruby_migrate(conn: psycopg.Connection[Any], version: int) -> None:
 
 MIGRATORS = {"que": que_migrate, "ruby": ruby_migrate}
 BY_ONE_THEN_THE_OTHER = pytest.mark.parametrize(
-    ("maker", "migrator"), [("ruby", "que"), ("que", "ruby")],
+    ("maker", "migrator"),
+    [("ruby", "que"), ("que", "ruby")],
     ids=["made by ruby, migrated by que", "made by que, migrated by ruby"],
 )
 

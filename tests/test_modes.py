@@ -121,8 +121,13 @@ def test_run_synchronously_class_setting(que_jobs):
 
 @pytest.mark.parametrize(
     ("mode", "error"),
-    [("on", ValueError), ("SYNC", ValueError), ("asynchronous", ValueError),
-     (None, TypeError), (1, TypeError)],
+    [
+        ("on", ValueError),
+        ("SYNC", ValueError),
+        ("asynchronous", ValueError),
+        (None, TypeError),
+        (1, TypeError),
+    ],
 )
 def test_invalid_mode_is_refused(mode, error):
     with pytest.raises(ConfigurationError, match=r"Que\.mode must be one of") as raised:

@@ -117,8 +117,12 @@ def test_sql_middleware_sees_every_statement_first_added_outermost(que_jobs):
         assert Que.execute("SELECT 1 AS one") == [{"one": 1}]
     finally:
         Que.sql_middleware.clear()
-    assert seen == ["outer", ("inner", "INSERT INTO public.que_jobs"),
-                    "outer", ("inner", "SELECT 1 AS one")]
+    assert seen == [
+        "outer",
+        ("inner", "INSERT INTO public.que_jobs"),
+        "outer",
+        ("inner", "SELECT 1 AS one"),
+    ]
 
 
 def test_sql_middleware_that_skips_call_next_is_an_error(que_db):

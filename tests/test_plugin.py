@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-SAMPLE_JOBS = '''
+SAMPLE_JOBS = """
 from que import Job, Que
 
 
@@ -22,9 +22,9 @@ def sign_up(user_id):
     with Que.transaction():
         Que.execute("CREATE TABLE IF NOT EXISTS sent (user_id int)")
         Welcome.enqueue(user_id)
-'''
+"""
 
-SAMPLE_TESTS = '''
+SAMPLE_TESTS = """
 from datetime import timedelta
 
 import pytest
@@ -57,7 +57,7 @@ def test_retry_with_time_travel(que_jobs, que_time):
     assert que_jobs.work().failed == 1
     assert que_jobs.work().ran == 0
     assert que_time.advance_and_work(seconds=4).ran == 1
-'''
+"""
 
 
 @pytest.fixture
@@ -83,7 +83,8 @@ def test_it_works_under_xdist(sample):
 def test_time_travel_in_the_first_test_leaves_no_frozen_clock_behind(pytester, que_database_url):
     """The plugin imports its parts when first used: a part first imported while
     time is frozen must not keep freezegun's clock once time runs again."""
-    pytester.makepyfile(test_order='''
+    pytester.makepyfile(
+        test_order="""
 from que import Job
 
 
@@ -99,13 +100,16 @@ def test_first_frozen(que_time, que_worker):
 def test_then_real_time(que_worker, que_jobs):
     job = Noop.enqueue()
     assert que_worker.wait_for([job.id]) == []
-''')
+"""
+    )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
     result.assert_outcomes(passed=2)
 
 
 def test_failing_assertions_explain_themselves(pytester, que_database_url):
-    pytester.makepyfile(sample_jobs=SAMPLE_JOBS, test_failing='''
+    pytester.makepyfile(
+        sample_jobs=SAMPLE_JOBS,
+        test_failing="""
 from sample_jobs import Welcome, sign_up
 
 
@@ -121,18 +125,22 @@ def test_nothing_enqueued(que_jobs):
 def test_unexpected_job(que_jobs):
     sign_up(3)
     que_jobs.assert_not_enqueued(Welcome)
-''')
+""",
+    )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=3)
-    result.stdout.fnmatch_lines([
-        "E * AssertionError: Expected a job matching job_class='sample_jobs.Welcome', "
-        "args=[[]2[]]; found 0.",
-        "E * Enqueued jobs (1):",
-        "E * sample_jobs.Welcome(args=[[]1[]]) [[]id=*[]]",
-        "E * AssertionError: Expected a job matching job_class='sample_jobs.Welcome'; found 0.",
-        "E * No jobs are enqueued.*",
-        "E * AssertionError: Expected no job matching job_class='sample_jobs.Welcome'; found 1.",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "E * AssertionError: Expected a job matching job_class='sample_jobs.Welcome', "
+            "args=[[]2[]]; found 0.",
+            "E * Enqueued jobs (1):",
+            "E * sample_jobs.Welcome(args=[[]1[]]) [[]id=*[]]",
+            "E * AssertionError: Expected a job matching job_class='sample_jobs.Welcome'; found 0.",
+            "E * No jobs are enqueued.*",
+            "E * AssertionError: Expected no job matching "
+            "job_class='sample_jobs.Welcome'; found 1.",
+        ]
+    )
     assert "assertions.py" not in result.stdout.str()  # __tracebackhide__ keeps the trace short
 
 
@@ -140,8 +148,12 @@ def test_no_database_gives_a_clear_message(pytester, monkeypatch):
     monkeypatch.delenv("QUE_TEST_DATABASE_URL", raising=False)
     pytester.makepyfile(test_one="def test_one(que_db):\n    pass\n")
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider",
-        "--postgresql-port", "1", "--postgresql-exec", "/nonexistent/pg_ctl",
+        "-p",
+        "no:cacheprovider",
+        "--postgresql-port",
+        "1",
+        "--postgresql-exec",
+        "/nonexistent/pg_ctl",
     )
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*que_testing found no PostgreSQL server at *:1*--que-dsn*"])
@@ -149,12 +161,14 @@ def test_no_database_gives_a_clear_message(pytester, monkeypatch):
 
 
 def test_que_dsn_option_points_at_a_server(pytester):
-    pytester.makepyfile(test_one='''
+    pytester.makepyfile(
+        test_one="""
 from que import Que
 
 def test_one(que_db):
     assert Que.db_version() == 7
-''')
+"""
+    )
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--que-dsn", "postgresql://postgres@127.0.0.1:5432/postgres"
     )

@@ -411,8 +411,7 @@ def test_an_async_run_is_refused_when_the_class_is_defined():
 
 
 def insert_row(job_class):
-    Que.execute("INSERT INTO que_jobs (job_class, job_schema_version) VALUES (%s, 2)",
-                [job_class])
+    Que.execute("INSERT INTO que_jobs (job_class, job_schema_version) VALUES (%s, 2)", [job_class])
 
 
 def test_a_row_cannot_make_the_runner_import_a_module_outside_the_allowed_prefixes(

@@ -17,8 +17,10 @@ class Plain(Job):
 @pytest.fixture(params=[0, 5], ids=["no tables", "version 5"])
 def unmigrated(request, empty_database):
     """``Que.connection`` on a database at schema version 0 or 5, and that version."""
-    with (psycopg.connect(empty_database, autocommit=True) as connection,
-          que_settings(connection=connection)):
+    with (
+        psycopg.connect(empty_database, autocommit=True) as connection,
+        que_settings(connection=connection),
+    ):
         if request.param:
             Que.migrate(version=request.param)
         yield empty_database, request.param
@@ -42,8 +44,10 @@ def test_library_calls_raise_a_schema_error_with_the_remedy(unmigrated, call):
 def test_the_drivers_error_is_kept_as_the_cause(unmigrated):
     with pytest.raises(SchemaError) as raised:
         Plain.enqueue()
-    assert isinstance(raised.value.__cause__, psycopg.errors.UndefinedTable
-                      if unmigrated[1] == 0 else psycopg.errors.UndefinedColumn)
+    assert isinstance(
+        raised.value.__cause__,
+        psycopg.errors.UndefinedTable if unmigrated[1] == 0 else psycopg.errors.UndefinedColumn,
+    )
 
 
 def test_a_worker_pool_refuses_to_start_on_an_unmigrated_database(unmigrated):

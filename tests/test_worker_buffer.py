@@ -38,8 +38,9 @@ class Taker:
         before = buffer.idle_workers
         self.thread = threading.Thread(target=self._take, args=(buffer, threshold), daemon=True)
         self.thread.start()
-        wait_for(lambda: buffer.idle_workers > before or self.done.is_set(),
-                 what="the worker to wait")
+        wait_for(
+            lambda: buffer.idle_workers > before or self.done.is_set(), what="the worker to wait"
+        )
 
     def _take(self, buffer: JobBuffer, threshold: int | None) -> None:
         self.job = buffer.take(threshold)
@@ -283,13 +284,15 @@ def key(n: int) -> JobKey:
 def test_follow_up_polls_resume_where_the_full_walk_passed_held_jobs_until_the_interval_ends():
     schedule = PollSchedule({"a": 5.0})
     assert schedule.start("a", now=100.0) is None  # the first poll walks the whole queue
-    schedule.polled("a", PollResult([], more=True, resume_from=key(42)), Slots([]), 100.0,
-                    full=True)
+    schedule.polled(
+        "a", PollResult([], more=True, resume_from=key(42)), Slots([]), 100.0, full=True
+    )
     assert schedule.start("a", now=101.0) == key(42)
     schedule.polled("a", PollResult([], more=True), Slots([]), 101.0, full=False)
     assert schedule.start("a", now=102.0) == key(42)  # that one passed no held jobs
-    schedule.polled("a", PollResult([], more=True, resume_from=key(50)), Slots([]), 102.0,
-                    full=False)
+    schedule.polled(
+        "a", PollResult([], more=True, resume_from=key(50)), Slots([]), 102.0, full=False
+    )
     assert schedule.start("a", now=103.0) == key(50)
     assert schedule.start("a", now=105.0) is None  # a poll interval since the full walk
     schedule.polled("a", PollResult([], more=True), Slots([]), 105.0, full=True)
@@ -308,8 +311,9 @@ def test_follow_up_polls_resume_where_the_full_walk_passed_held_jobs_until_the_i
 def test_a_resume_point_is_forgotten_when_ready_jobs_may_lie_before_it(forget):
     schedule = PollSchedule({"a": 5.0, "b": 5.0})
     for queue in ("a", "b"):
-        schedule.polled(queue, PollResult([], more=True, resume_from=key(42)), Slots([]), 100.0,
-                        full=True)
+        schedule.polled(
+            queue, PollResult([], more=True, resume_from=key(42)), Slots([]), 100.0, full=True
+        )
     forget(schedule)
     assert schedule.start("a", now=101.0) is None
 
@@ -318,8 +322,13 @@ def test_a_resume_point_is_forgotten_when_ready_jobs_may_lie_before_it(forget):
 
 
 def payload(**changes: object) -> str:
-    message = {"message_type": "job_available", "queue": "default", "priority": 5,
-               "id": 42, "run_at": "2026-01-01T00:00:00.123456Z"}
+    message = {
+        "message_type": "job_available",
+        "queue": "default",
+        "priority": 5,
+        "id": 42,
+        "run_at": "2026-01-01T00:00:00.123456Z",
+    }
     message.update(changes)
     return json.dumps({k: v for k, v in message.items() if v is not None})
 

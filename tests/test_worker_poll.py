@@ -21,9 +21,10 @@ class Noop(Job):
 
 @pytest.fixture
 def connections(que_committed_db, que_database_url):
-    with psycopg.connect(que_database_url, autocommit=True) as locker, psycopg.connect(
-        que_database_url, autocommit=True
-    ) as other:
+    with (
+        psycopg.connect(que_database_url, autocommit=True) as locker,
+        psycopg.connect(que_database_url, autocommit=True) as other,
+    ):
         yield locker, other
 
 
@@ -86,8 +87,9 @@ def test_a_poll_that_passed_held_jobs_says_where_follow_up_polls_can_start(conne
     # A follow-up starts there, so a job released before it in the meantime
     # waits for the next full walk.
     other.execute("SELECT pg_advisory_unlock(%s)", [ids[0]])
-    follow_up = poller.poll(locker, "default", Slots([ANY_PRIORITY]), held=[ids[3]], now=None,
-                            start=first.resume_from)
+    follow_up = poller.poll(
+        locker, "default", Slots([ANY_PRIORITY]), held=[ids[3]], now=None, start=first.resume_from
+    )
     assert [row["id"] for row in follow_up.rows] == [ids[4]]
     assert follow_up.resume_from is None  # it passed no job held elsewhere
     full = poller.poll(locker, "default", Slots([ANY_PRIORITY]), held=ids[3:5], now=None)
@@ -98,8 +100,9 @@ def test_a_poll_that_passed_held_jobs_says_where_follow_up_polls_can_start(conne
 
 def test_a_full_walk_starts_before_the_most_important_job_there_can_be(connections):
     locker, _ = connections
-    first = Noop.enqueue(job_options={"priority": -32768, "run_at": datetime.min.replace(
-        tzinfo=UTC)}).id
+    first = Noop.enqueue(
+        job_options={"priority": -32768, "run_at": datetime.min.replace(tzinfo=UTC)}
+    ).id
     result = poller.poll(locker, "default", Slots([ANY_PRIORITY]), held=(), now=None)
     assert [row["id"] for row in result.rows] == [first]
 

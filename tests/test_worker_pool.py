@@ -57,7 +57,8 @@ def test_a_pool_works_jobs_then_stops_cleanly(start_pool, worker_db):
     pool = start_pool(**FAST)
     row = worker_db.execute(
         "SELECT worker_count, worker_priorities, queues, listening, job_schema_version "
-        "FROM que_lockers WHERE pid = %s", [pool.status().locker_pid]
+        "FROM que_lockers WHERE pid = %s",
+        [pool.status().locker_pid],
     ).fetchone()
     assert row == (6, [10, 30, 50, None, None, None], ["default"], True, 2)
     wait_for(lambda: job_count(worker_db) == 0, what="every job to be worked")
@@ -93,10 +94,18 @@ def test_the_first_polls_serve_every_idle_worker_however_restrictive_the_first_o
 ):
     for n in range(10):
         Record.enqueue(f"job-{n}")  # priority 100: only the "any" worker takes them
-    start_pool(worker_priorities=(5,) * 8 + (None,), maximum_buffer_size=0,
-               minimum_buffer_size=0, poll_interval=10, wait_period=0.01)
-    wait_for(lambda: job_count(worker_db) == 0, timeout=5,
-             what="every job to be worked well within the 10 s poll interval")
+    start_pool(
+        worker_priorities=(5,) * 8 + (None,),
+        maximum_buffer_size=0,
+        minimum_buffer_size=0,
+        poll_interval=10,
+        wait_period=0.01,
+    )
+    wait_for(
+        lambda: job_count(worker_db) == 0,
+        timeout=5,
+        what="every job to be worked well within the 10 s poll interval",
+    )
 
 
 def test_every_change_the_pool_makes_to_a_job_is_announced_on_que_state(
@@ -108,15 +117,24 @@ def test_every_change_the_pool_makes_to_a_job_is_announced_on_que_state(
         jobs = {how: Resolve.enqueue(how).id for how in ("destroy", "finish", "expire")}
         jobs["fail"] = Fail.enqueue().id
         pool = start_pool(**FAST)
-        wait_for(lambda: scalar(worker_db, "SELECT count(*) FROM que_jobs WHERE error_count = 0 "
-                                           "AND finished_at IS NULL AND expired_at IS NULL") == 0,
-                 what="every job to be worked once")
+        wait_for(
+            lambda: (
+                scalar(
+                    worker_db,
+                    "SELECT count(*) FROM que_jobs WHERE error_count = 0 "
+                    "AND finished_at IS NULL AND expired_at IS NULL",
+                )
+                == 0
+            ),
+            what="every job to be worked once",
+        )
         assert pool.stop(timeout=10)
         changes = {}
         for notification in listening.notifies(timeout=1.0):
             message = json.loads(notification.payload)
             changes.setdefault(message["id"], []).append(
-                (message["previous_state"], message["current_state"]))
+                (message["previous_state"], message["current_state"])
+            )
     assert changes == {
         jobs["destroy"]: [("nonexistent", "ready"), ("ready", "nonexistent")],
         jobs["finish"]: [("nonexistent", "ready"), ("ready", "finished")],
@@ -128,15 +146,20 @@ def test_every_change_the_pool_makes_to_a_job_is_announced_on_que_state(
 def test_an_announced_important_job_displaces_the_least_important_buffered_one(
     start_pool, worker_db
 ):
-    pool = start_pool(worker_priorities=(10,), maximum_buffer_size=2, poll_interval=60,
-                      wait_period=0.01)
+    pool = start_pool(
+        worker_priorities=(10,), maximum_buffer_size=2, poll_interval=60, wait_period=0.01
+    )
     with Que.transaction():
         first, second, third = (Record.enqueue(f"low-{n}") for n in range(3))
-    wait_for(lambda: locked_ids(worker_db) == {first.id, second.id},
-             what="the two most important low jobs to be buffered")
+    wait_for(
+        lambda: locked_ids(worker_db) == {first.id, second.id},
+        what="the two most important low jobs to be buffered",
+    )
     important = Record.enqueue("important", job_options={"priority": 50})
-    wait_for(lambda: locked_ids(worker_db) == {first.id, important.id},
-             what="the important job to displace the last buffered one")
+    wait_for(
+        lambda: locked_ids(worker_db) == {first.id, important.id},
+        what="the important job to displace the last buffered one",
+    )
     assert ledger(worker_db) == []  # the only worker takes priorities up to 10
     assert pool.status().buffered == 2
     assert third.id not in locked_ids(worker_db)
@@ -164,8 +187,7 @@ def test_a_job_locked_after_it_was_worked_elsewhere_is_unlocked_and_skipped(
     later = Record.enqueue("later")
     ready = Record.enqueue("ready")
     Que.execute("DELETE FROM que_jobs WHERE id = %s", [gone.id])
-    Que.execute("UPDATE que_jobs SET run_at = now() + interval '1 hour' WHERE id = %s",
-                [later.id])
+    Que.execute("UPDATE que_jobs SET run_at = now() + interval '1 hour' WHERE id = %s", [later.id])
     held = Record.enqueue("held elsewhere")
     worker_db.execute("SELECT pg_advisory_lock(%s)", [held.id])
     with psycopg.connect(que_database_url, autocommit=True) as connection:
@@ -256,10 +278,11 @@ def test_a_connection_error_of_the_jobs_own_connection_is_the_jobs_error(start_p
     """Only que's connection breaking means "nothing was recorded, run it again"."""
     job = ConnectsNowhere.enqueue()
     start_pool(**FAST)
-    wait_for(lambda: scalar(worker_db, "SELECT error_count FROM que_jobs WHERE id = %s",
-                            [job.id]) == 1, what="the failure to be recorded")
-    message = scalar(worker_db, "SELECT last_error_message FROM que_jobs WHERE id = %s",
-                     [job.id])
+    wait_for(
+        lambda: scalar(worker_db, "SELECT error_count FROM que_jobs WHERE id = %s", [job.id]) == 1,
+        what="the failure to be recorded",
+    )
+    message = scalar(worker_db, "SELECT last_error_message FROM que_jobs WHERE id = %s", [job.id])
     assert message.startswith("OperationalError: connection"), message
 
 
@@ -323,13 +346,18 @@ def test_the_pool_follows_the_test_clock_under_time_travel(start_pool, worker_db
         wait_for(lambda: ledger(worker_db) == ["later"], what="the job to become ready")
 
 
-def test_at_interpreter_exit_the_in_process_pool_finishes_running_jobs(
-    que_database_url, worker_db
-):
+def test_at_interpreter_exit_the_in_process_pool_finishes_running_jobs(que_database_url, worker_db):
     result = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("worker_async_app.py")),
-         que_database_url, "finished-at-exit"],
-        capture_output=True, text=True, timeout=30, check=False,
+        [
+            sys.executable,
+            str(Path(__file__).with_name("worker_async_app.py")),
+            que_database_url,
+            "finished-at-exit",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "exiting with the job running\n"

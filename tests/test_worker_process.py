@@ -25,7 +25,9 @@ def test_a_process_works_jobs_by_priority_from_its_queues_only(que_processes, wo
     wait_for(lambda: len(ledger(worker_db)) == 4, what="the jobs of both queues")
     worked = ledger(worker_db)
     assert [key for key in worked if key.startswith("default")] == [
-        "default-10", "default-20", "default-30"
+        "default-10",
+        "default-20",
+        "default-30",
     ]
     assert "other-5" in worked
     stop(process)
@@ -35,12 +37,17 @@ def test_a_process_works_jobs_by_priority_from_its_queues_only(que_processes, wo
 
 
 def test_each_queue_is_polled_at_its_own_interval_without_listen(que_processes, worker_db):
-    process = que_processes("-i", "60", "--listen", "false", "-q", "fast=0.1", "-q", "slow",
-                            "--log-internals")
-    assert scalar(worker_db, "SELECT listening FROM que_lockers WHERE ruby_pid = %s",
-                  [process.pid]) is False
-    wait_for(lambda: [e for e in process.events("poll") if e["queue"] == "slow"],
-             what="the first poll of the slow queue")
+    process = que_processes(
+        "-i", "60", "--listen", "false", "-q", "fast=0.1", "-q", "slow", "--log-internals"
+    )
+    assert (
+        scalar(worker_db, "SELECT listening FROM que_lockers WHERE ruby_pid = %s", [process.pid])
+        is False
+    )
+    wait_for(
+        lambda: [e for e in process.events("poll") if e["queue"] == "slow"],
+        what="the first poll of the slow queue",
+    )
     Record.enqueue("slow", job_options={"queue": "slow"})
     Record.enqueue("fast-1", job_options={"queue": "fast"})
     wait_for(lambda: "fast-1" in ledger(worker_db), what="the fast queue's poll")
@@ -56,8 +63,11 @@ def test_a_new_job_is_announced_and_starts_within_a_second(que_processes, worker
     wait_for(lambda: ledger(worker_db) == ["first"], timeout=5)
     started = time.monotonic()
     Record.enqueue("announced")  # the next poll is a minute away
-    wait_for(lambda: ledger(worker_db) == ["first", "announced"], timeout=1.0,
-             what="the announced job to be worked")
+    wait_for(
+        lambda: ledger(worker_db) == ["first", "announced"],
+        timeout=1.0,
+        what="the announced job to be worked",
+    )
     assert time.monotonic() - started < 1.0
     stop(process)
 
@@ -74,8 +84,7 @@ def test_sigterm_releases_buffered_jobs_at_once_and_finishes_the_running_one(
     process.signal(signal.SIGTERM)
     wait_for(lambda: locked_ids(worker_db) == {blocker.id}, what="buffered jobs released")
     assert process.popen.poll() is None  # still running the blocking job
-    assert scalar(worker_db, "SELECT count(*) FROM que_lockers WHERE pid = %s",
-                  [locker_pid]) == 0
+    assert scalar(worker_db, "SELECT count(*) FROM que_lockers WHERE pid = %s", [locker_pid]) == 0
     taken = min(waiting)  # another session can take a released job at once
     assert scalar(worker_db, "SELECT pg_try_advisory_lock(%s)", [taken]) is True
     assert scalar(worker_db, "SELECT pg_advisory_unlock(%s)", [taken]) is True
@@ -100,8 +109,9 @@ def test_sigkill_leaves_the_running_job_to_another_process(que_processes, worker
     second = que_processes("-w", "1")
     wait_for(lambda: ledger(worker_db) == ["killed"], what="the second process to run it")
     wait_for(lambda: job_count(worker_db) == 0)
-    assert scalar(worker_db, "SELECT count(*) FROM que_lockers WHERE pid = %s",
-                  [first_locker]) == 0  # the dead locker's row was cleaned up
+    assert (
+        scalar(worker_db, "SELECT count(*) FROM que_lockers WHERE pid = %s", [first_locker]) == 0
+    )  # the dead locker's row was cleaned up
     stop(second)
 
 
@@ -137,8 +147,7 @@ def test_two_processes_work_2000_jobs_exactly_once(que_processes, worker_db):
     with Que.bulk_enqueue(notify=True):
         for n in range(2000):
             Record.enqueue(f"job-{n}")
-    wait_for(lambda: job_count(worker_db) == 0, timeout=60, interval=0.1,
-             what="the queue to drain")
+    wait_for(lambda: job_count(worker_db) == 0, timeout=60, interval=0.1, what="the queue to drain")
     assert scalar(worker_db, "SELECT count(*) FROM worker_ledger") == 2000
     pids = {row[0] for row in worker_db.execute("SELECT DISTINCT pid FROM worker_ledger")}
     assert pids == {first.pid, second.pid}
@@ -149,9 +158,7 @@ def test_two_processes_work_2000_jobs_exactly_once(que_processes, worker_db):
         assert process.events("worker_error") == []
 
 
-def test_a_terminated_lock_connection_is_replaced_and_no_job_is_lost(
-    que_processes, worker_db
-):
+def test_a_terminated_lock_connection_is_replaced_and_no_job_is_lost(que_processes, worker_db):
     with Que.bulk_enqueue():
         for n in range(300):
             Record.enqueue(f"job-{n}", 0.002)

@@ -37,7 +37,10 @@ WHERE locktype = 'advisory'
 
 
 def wait_for(
-    condition: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02,
+    condition: Callable[[], T],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
     what: str = "the condition",
 ) -> T:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` s."""
@@ -79,8 +82,15 @@ def locked_ids(connection: psycopg.Connection[Any]) -> set[int]:
 class QueProcess:
     """A `que` command run by a test, its stdout and stderr kept in files."""
 
-    def __init__(self, args: list[str], *, env: dict[str, str], directory: Path,
-                 name: str, prefix: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        directory: Path,
+        name: str,
+        prefix: Sequence[str] = (),
+    ) -> None:
         """``prefix``: a command that execs the rest in place (``ip netns exec NS``),
         so that the process's pid is still the que command's."""
         self.args = args
@@ -88,8 +98,12 @@ class QueProcess:
         self.stderr_path = directory / f"{name}.stderr"
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.popen = subprocess.Popen(
-                [*prefix, sys.executable, "-m", "que.cli", *args], cwd=REPO, env=env,
-                stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                [*prefix, sys.executable, "-m", "que.cli", *args],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
             )
 
     def __repr__(self) -> str:
@@ -122,9 +136,7 @@ class QueProcess:
 
         def registered() -> int | None:
             if self.popen.poll() is not None:
-                raise AssertionError(
-                    f"{self} exited with {self.popen.returncode}: {self.stderr()}"
-                )
+                raise AssertionError(f"{self} exited with {self.popen.returncode}: {self.stderr()}")
             row = connection.execute(
                 "SELECT pid FROM que_lockers WHERE ruby_pid = %s", [self.pid]
             ).fetchone()
@@ -176,8 +188,11 @@ def worker_db(
         connection.execute("TRUNCATE worker_ledger")
         connection.execute("DELETE FROM que_lockers")
         yield connection
-        wait_for(lambda: scalar(connection, ADVISORY_LOCKS) == 0, timeout=5,
-                 what="every advisory lock to be released")
+        wait_for(
+            lambda: scalar(connection, ADVISORY_LOCKS) == 0,
+            timeout=5,
+            what="every advisory lock to be released",
+        )
         connection.execute("DELETE FROM que_lockers")
     Que.clock = previous_clock
 
@@ -191,12 +206,20 @@ def que_process_starter(
     started: list[QueProcess] = []
     env = {**os.environ, "DATABASE_URL": database_url}
 
-    def start(*args: str, modules: tuple[str, ...] = (JOBS_FILE,), ready: bool = True,
-              extra_env: dict[str, str] | None = None,
-              prefix: Sequence[str] = ()) -> QueProcess:
-        process = QueProcess([*args, *modules], env={**env, **(extra_env or {})},
-                             directory=directory, name=f"que-{len(started) + 1}",
-                             prefix=prefix)
+    def start(
+        *args: str,
+        modules: tuple[str, ...] = (JOBS_FILE,),
+        ready: bool = True,
+        extra_env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
+    ) -> QueProcess:
+        process = QueProcess(
+            [*args, *modules],
+            env={**env, **(extra_env or {})},
+            directory=directory,
+            name=f"que-{len(started) + 1}",
+            prefix=prefix,
+        )
         started.append(process)
         if ready:
             process.wait_ready(connection)

@@ -4,5 +4,5 @@
     python -m bench.compare --scale 0.05 --runs 1 --only W1,W3
 
 Not part of the test suite; needs the ``bench`` extra (``pip install -e '.[bench]'``)
-and a PostgreSQL server. See ``docs/performance.md`` for the method.
+and a PostgreSQL server. See ``docs/reference/performance.md`` for the method.
 """

@@ -43,17 +43,32 @@ from bench.compare.workloads import (
 
 _METRICS = {metric.key: metric for workload in WORKLOADS for metric in workload.metrics}
 TARGETS = (
-    Target("W2 drain >= 2x pgqueuer's rate", _METRICS["W2"], at_least=True, factor=2.0,
-           reference="pgqueuer"),
-    Target("W1 bulk enqueue >= pgqueuer's rate", _METRICS["W1"], at_least=True, factor=1.0,
-           reference="pgqueuer"),
-    Target("W3 round trip <= 1.3x raw single INSERT", _METRICS["W3"], at_least=False,
-           factor=1.3, reference="raw"),
+    Target(
+        "W2 drain >= 2x pgqueuer's rate",
+        _METRICS["W2"],
+        at_least=True,
+        factor=2.0,
+        reference="pgqueuer",
+    ),
+    Target(
+        "W1 bulk enqueue >= pgqueuer's rate",
+        _METRICS["W1"],
+        at_least=True,
+        factor=1.0,
+        reference="pgqueuer",
+    ),
+    Target(
+        "W3 round trip <= 1.3x raw single INSERT",
+        _METRICS["W3"],
+        at_least=False,
+        factor=1.3,
+        reference="raw",
+    ),
     Target("W4 p99 <= 10 ms", _METRICS["W4 p99"], at_least=False, factor=10.0),
-    Target("W5 first poll <= 10 ms, 10k head locked", _METRICS["W5"], at_least=False,
-           factor=10.0),
-    Target("W5 follow-up <= 10 ms, 10k head locked", _METRICS["W5 next"], at_least=False,
-           factor=10.0),
+    Target("W5 first poll <= 10 ms, 10k head locked", _METRICS["W5"], at_least=False, factor=10.0),
+    Target(
+        "W5 follow-up <= 10 ms, 10k head locked", _METRICS["W5 next"], at_least=False, factor=10.0
+    ),
 )
 PACKAGES = ("que", "pgqueuer", "procrastinate", "psycopg", "psycopg-pool")
 
@@ -63,18 +78,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m bench.compare", description=__doc__.splitlines()[0] if __doc__ else None
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per workload (default 3)")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="fraction of the issue's sizes (default 1.0; 0.05 for a smoke run)")
-    parser.add_argument("--only", default=",".join(w.key for w in WORKLOADS),
-                        help="workloads, comma-separated (default W1,W2,W3,W4,W5)")
-    parser.add_argument("--systems", default="que,pgqueuer,procrastinate,raw",
-                        help=f"systems, comma-separated, from {', '.join(SYSTEM_NAMES)} "
-                             "(raw means both raw baselines)")
-    parser.add_argument("--server", default=os.environ.get("QUE_BENCH_SERVER", DEFAULT_SERVER),
-                        help="maintenance database of the server to use (default "
-                             "$QUE_BENCH_SERVER or %(default)s)")
-    parser.add_argument("--log-dir", type=Path, default=None,
-                        help="where worker logs go (default: a new temporary directory)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="fraction of the issue's sizes (default 1.0; 0.05 for a smoke run)",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(w.key for w in WORKLOADS),
+        help="workloads, comma-separated (default W1,W2,W3,W4,W5)",
+    )
+    parser.add_argument(
+        "--systems",
+        default="que,pgqueuer,procrastinate,raw",
+        help=f"systems, comma-separated, from {', '.join(SYSTEM_NAMES)} "
+        "(raw means both raw baselines)",
+    )
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("QUE_BENCH_SERVER", DEFAULT_SERVER),
+        help="maintenance database of the server to use (default $QUE_BENCH_SERVER or %(default)s)",
+    )
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="where worker logs go (default: a new temporary directory)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1 or args.scale <= 0:
         parser.error("--runs must be >= 1 and --scale > 0")
@@ -150,8 +181,11 @@ class Recorder:
             print(f"{prefix}pending: {outcome}", file=sys.stderr)
             return
         if isinstance(outcome, Exception):  # one failed run must not lose the others
-            reason = str(outcome) if isinstance(outcome, Invalid) else (
-                f"{type(outcome).__name__}: {outcome}")
+            reason = (
+                str(outcome)
+                if isinstance(outcome, Invalid)
+                else (f"{type(outcome).__name__}: {outcome}")
+            )
             for found in outcomes:
                 found.invalid.append(reason)
             print(f"{prefix}INVALID: {reason}", file=sys.stderr)
@@ -181,13 +215,17 @@ def run(args: argparse.Namespace) -> int:
         except ImportError as error:
             for workload in workloads:
                 for metric in workload.metrics:
-                    results.outcome(metric.key, name).pending = (
-                        f"cannot import ({error}); pip install -e '.[bench]'")
+                    results.outcome(
+                        metric.key, name
+                    ).pending = f"cannot import ({error}); pip install -e '.[bench]'"
     peers = [system.name for system in systems if system.peer]
 
     print("\n".join(describe_machine(server)))
-    print(f"runs: {args.runs}, scale: {args.scale:g}, systems: {', '.join(names)}, "
-          f"worker logs: {log_dir}", flush=True)
+    print(
+        f"runs: {args.runs}, scale: {args.scale:g}, systems: {', '.join(names)}, "
+        f"worker logs: {log_dir}",
+        flush=True,
+    )
 
     for workload in workloads:
         finished: set[str] = set()
@@ -198,8 +236,11 @@ def run(args: argparse.Namespace) -> int:
             with ExitStack() as stack:
                 cases = []
                 for system in order:
-                    context = Context(sizes=sizes, log_dir=log_dir,
-                                      label=f"{workload.key}-{system.name}-run{run_index + 1}")
+                    context = Context(
+                        sizes=sizes,
+                        log_dir=log_dir,
+                        label=f"{workload.key}-{system.name}-run{run_index + 1}",
+                    )
                     try:
                         cases.append(Case(system, prepare(server, system, stack), context))
                     except Exception as error:
@@ -207,8 +248,10 @@ def run(args: argparse.Namespace) -> int:
                 workload.measure_all(cases, recorder)
             finished |= recorder.finished
 
-    print("\nratios: speed relative to the reference, above 1 = faster "
-          "(rates: a/b, times: b/a); INVALID = accounting failed, not used")
+    print(
+        "\nratios: speed relative to the reference, above 1 = faster "
+        "(rates: a/b, times: b/a); INVALID = accounting failed, not used"
+    )
     for workload in workloads:
         print_workload(results, workload, sizes, names, peers)
     settings = {system.name: _worker_settings(system) for system in systems}

@@ -53,8 +53,11 @@ STARTED_AT = "SELECT n, started_at FROM bench_done"
 
 def record_params(n: int, notify: bool, started_at: float | None = None) -> dict[str, Any]:
     """The parameters of :data:`RECORD_JOB`; ``started_at`` defaults to now (epoch seconds)."""
-    return {"n": n, "notify": notify,
-            "started_at": time.time() if started_at is None else started_at}
+    return {
+        "n": n,
+        "notify": notify,
+        "started_at": time.time() if started_at is None else started_at,
+    }
 
 
 @dataclass(frozen=True)

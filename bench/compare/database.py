@@ -19,8 +19,13 @@ from psycopg.conninfo import make_conninfo
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE_PREFIX = "que_bench_"
-SHOWN_SETTINGS = ("shared_buffers", "synchronous_commit", "fsync", "max_connections",
-                  "max_locks_per_transaction")
+SHOWN_SETTINGS = (
+    "shared_buffers",
+    "synchronous_commit",
+    "fsync",
+    "max_connections",
+    "max_locks_per_transaction",
+)
 
 
 def connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:

@@ -54,8 +54,11 @@ async def _queries(dsn: str) -> AsyncIterator[Queries]:
 
 async def _dequeue(queries: Queries, manager: Any, batch_size: int) -> list[int]:
     jobs = await queries.dequeue(
-        batch_size=batch_size, entrypoints=ENTRYPOINTS, queue_manager_id=manager,
-        global_concurrency_limit=None, heartbeat_timeout=HEARTBEAT_TIMEOUT,
+        batch_size=batch_size,
+        entrypoints=ENTRYPOINTS,
+        queue_manager_id=manager,
+        global_concurrency_limit=None,
+        heartbeat_timeout=HEARTBEAT_TIMEOUT,
     )
     return [int(job.id) for job in jobs]
 
@@ -93,7 +96,7 @@ class PgQueuerSystem(System):
             argv=[sys.executable, "-m", "bench.compare.pgqueuer_jobs"],
             env={"BENCH_DSN": dsn, LISTEN_MODE: self.listen},
             settings="pgq run defaults (batch size 10, no concurrency limit, dequeue "
-                     f"timeout 30 s); psycopg driver, LISTEN: {self.listen}",
+            f"timeout 30 s); psycopg driver, LISTEN: {self.listen}",
         )
 
     def hold_head(self, dsn: str, holder: Connection, count: int) -> set[int]:

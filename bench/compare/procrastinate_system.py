@@ -78,11 +78,17 @@ class ProcrastinateSystem(System):
 
     def worker(self, dsn: str) -> WorkerSpec:
         return WorkerSpec(
-            argv=[sys.executable, "-m", "procrastinate", "--app",
-                  "bench.compare.procrastinate_jobs.app", "worker"],
+            argv=[
+                sys.executable,
+                "-m",
+                "procrastinate",
+                "--app",
+                "bench.compare.procrastinate_jobs.app",
+                "worker",
+            ],
             env={"BENCH_DSN": dsn},
             settings="procrastinate worker defaults (concurrency 1, LISTEN on, polling "
-                     "5 s, finished jobs kept)",
+            "5 s, finished jobs kept)",
         )
 
     def hold_head(self, dsn: str, holder: Connection, count: int) -> set[int]:

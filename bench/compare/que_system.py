@@ -61,10 +61,16 @@ class QueSystem(System):
         if importlib.util.find_spec("que.cli") is None:
             raise Pending(f"{MISSING_WORKER} (no que.cli)")
         return WorkerSpec(
-            argv=[sys.executable, "-m", "que.cli", "--connection-url", dsn,
-                  "bench.compare.que_jobs"],
+            argv=[
+                sys.executable,
+                "-m",
+                "que.cli",
+                "--connection-url",
+                dsn,
+                "bench.compare.que_jobs",
+            ],
             settings="que command defaults (6 workers 10,30,50,any,any,any; buffer 8; "
-                     "poll interval 5 s; wait period 50 ms; LISTEN on)",
+            "poll interval 5 s; wait period 50 ms; LISTEN on)",
             missing=MISSING_WORKER,
         )
 
@@ -93,8 +99,14 @@ class QueSystem(System):
             def poll(follow_up: bool) -> PollResult:
                 nonlocal resume
                 started = perf_counter()
-                result = poller.poll(connection, Que.default_queue, Slots([ANY_PRIORITY]),
-                                     held=(), now=None, start=resume if follow_up else None)
+                result = poller.poll(
+                    connection,
+                    Que.default_queue,
+                    Slots([ANY_PRIORITY]),
+                    held=(),
+                    now=None,
+                    start=resume if follow_up else None,
+                )
                 elapsed = perf_counter() - started
                 if not follow_up:
                     resume = result.resume_from

@@ -78,14 +78,16 @@ def format_value(metric: Metric, value: float) -> str:
 
 
 def print_workload(
-    results: Results, workload: Workload, sizes: Sizes, systems: Sequence[str],
+    results: Results,
+    workload: Workload,
+    sizes: Sizes,
+    systems: Sequence[str],
     peers: Sequence[str],
 ) -> None:
     print(f"\n{workload.describe(sizes)}")
     for metric in workload.metrics:
         best = best_peer(results, metric, peers)
-        raw = (results.median(metric.key, workload.raw_reference)
-               if workload.raw_reference else None)
+        raw = results.median(metric.key, workload.raw_reference) if workload.raw_reference else None
         header = f"  {'system':<{NAME_WIDTH}}{'median':>12}{'min':>12}{'max':>12}  {'unit':<7}"
         header += f"{'vs best peer':>14}"
         if workload.raw_reference:
@@ -101,9 +103,11 @@ def print_workload(
             if median is None:
                 print(f"  {name:<{NAME_WIDTH}}{outcome.status()}")
                 continue
-            line = (f"  {name:<{NAME_WIDTH}}{format_value(metric, median):>12}"
-                    f"{format_value(metric, min(outcome.values)):>12}"
-                    f"{format_value(metric, max(outcome.values)):>12}  {metric.unit:<7}")
+            line = (
+                f"  {name:<{NAME_WIDTH}}{format_value(metric, median):>12}"
+                f"{format_value(metric, min(outcome.values)):>12}"
+                f"{format_value(metric, max(outcome.values)):>12}  {metric.unit:<7}"
+            )
             line += f"{_ratio_text(metric, median, best):>14}"
             if workload.raw_reference:
                 reference = (workload.raw_reference, raw) if raw is not None else None
@@ -144,13 +148,17 @@ class Target:
                 status = results.outcome(self.metric.key, self.reference).status()
                 return f"no {self.reference} figure ({status})"
             bound = self.factor * other
-            against = (f"{self.factor:g} x {self.reference} {format_value(self.metric, other)}"
-                       f" = {format_value(self.metric, bound)} {self.metric.unit}")
+            against = (
+                f"{self.factor:g} x {self.reference} {format_value(self.metric, other)}"
+                f" = {format_value(self.metric, bound)} {self.metric.unit}"
+            )
         passed = value >= bound if self.at_least else value <= bound
         relation = ">=" if self.at_least else "<="
         verdict = "PASS" if passed else "FAIL"
-        return (f"{verdict}  que {format_value(self.metric, value)} {self.metric.unit} "
-                f"(needs {relation} {against})")
+        return (
+            f"{verdict}  que {format_value(self.metric, value)} {self.metric.unit} "
+            f"(needs {relation} {against})"
+        )
 
 
 def print_targets(results: Results, targets: Sequence[Target], measured: set[str]) -> None:

@@ -46,13 +46,19 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                list(self.spec.argv), cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT,
+                list(self.spec.argv),
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None,
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
         self.stop()
@@ -84,8 +90,12 @@ class WorkerProcess:
 
 
 def wait_until(
-    done: Callable[[], tuple[bool, object]], *, worker: WorkerProcess, stall_timeout: float,
-    what: str, interval: float = 0.1,
+    done: Callable[[], tuple[bool, object]],
+    *,
+    worker: WorkerProcess,
+    stall_timeout: float,
+    what: str,
+    interval: float = 0.1,
 ) -> None:
     """Poll ``done()`` (returning (finished, progress)) until finished.
 
@@ -104,6 +114,8 @@ def wait_until(
         if progress != last_progress:
             last_progress, last_change = progress, now
         elif now - last_change > stall_timeout:
-            raise TimeoutError(f"no progress for {stall_timeout:.0f} s while {what} "
-                               f"(at {progress}); worker log: {worker.log_tail()}")
+            raise TimeoutError(
+                f"no progress for {stall_timeout:.0f} s while {what} "
+                f"(at {progress}); worker log: {worker.log_tail()}"
+            )
         time.sleep(interval)

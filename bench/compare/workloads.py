@@ -69,9 +69,12 @@ class Sizes:
             return max(least, round(full * scale))
 
         return Sizes(
-            bulk=size(self.bulk, 100), drain=size(self.drain, 100),
-            round_trips=size(self.round_trips, 50), latency_jobs=size(self.latency_jobs, 20),
-            head_locked=size(self.head_locked, 100), polls=size(self.polls, 20),
+            bulk=size(self.bulk, 100),
+            drain=size(self.drain, 100),
+            round_trips=size(self.round_trips, 50),
+            latency_jobs=size(self.latency_jobs, 20),
+            head_locked=size(self.head_locked, 100),
+            polls=size(self.polls, 20),
         )
 
 
@@ -169,8 +172,10 @@ class Drain(Workload):
     metrics = (Metric("W2", "drain", "jobs/s", higher_is_better=True),)
 
     def describe(self, sizes: Sizes) -> str:
-        return (f"W2 drain of {sizes.drain:,} pre-enqueued no-op jobs by one worker process "
-                "at its defaults (rate: higher is better)")
+        return (
+            f"W2 drain of {sizes.drain:,} pre-enqueued no-op jobs by one worker process "
+            "at its defaults (rate: higher is better)"
+        )
 
     def measure(self, system: System, dsn: str, context: Context) -> dict[str, float]:
         spec = system.worker(dsn)
@@ -186,11 +191,20 @@ class Drain(Workload):
 
             try:
                 with WorkerProcess(spec, context.log_dir / f"{context.label}.log") as worker:
-                    wait_until(progress, worker=worker, stall_timeout=STALL_TIMEOUT,
-                               what="draining", interval=PROGRESS_INTERVAL)
-                    wait_until(lambda: (system.queued(connection) == 0, system.queued(connection)),
-                               worker=worker, stall_timeout=STALL_TIMEOUT,
-                               what="waiting for the queue to empty", interval=PROGRESS_INTERVAL)
+                    wait_until(
+                        progress,
+                        worker=worker,
+                        stall_timeout=STALL_TIMEOUT,
+                        what="draining",
+                        interval=PROGRESS_INTERVAL,
+                    )
+                    wait_until(
+                        lambda: (system.queued(connection) == 0, system.queued(connection)),
+                        worker=worker,
+                        stall_timeout=STALL_TIMEOUT,
+                        what="waiting for the queue to empty",
+                        interval=PROGRESS_INTERVAL,
+                    )
             except WorkerDied as died:
                 raise _worker_died(spec, died, done) from died
             except TimeoutError as timeout:
@@ -221,8 +235,10 @@ class RoundTrip(Workload):
     raw_reference = "raw"
 
     def describe(self, sizes: Sizes) -> str:
-        return (f"W3 single-job enqueue round trip, one job per transaction, median of "
-                f"{sizes.round_trips:,}, systems interleaved (time: lower is better)")
+        return (
+            f"W3 single-job enqueue round trip, one job per transaction, median of "
+            f"{sizes.round_trips:,}, systems interleaved (time: lower is better)"
+        )
 
     def measure_all(self, cases: Sequence[Case], report: Report) -> None:
         if not cases:
@@ -247,7 +263,8 @@ class RoundTrip(Workload):
                     if session.error is None:
                         try:
                             session.times.append(
-                                self._enqueue(session.case.system, session.connection, n))
+                                self._enqueue(session.case.system, session.connection, n)
+                            )
                         except Exception as error:
                             session.error = error
             for session in sessions:
@@ -280,8 +297,10 @@ class Latency(Workload):
     )
 
     def describe(self, sizes: Sizes) -> str:
-        return (f"W4 enqueue-to-start latency on an idle worker, {sizes.latency_jobs:,} jobs "
-                "one at a time (time: lower is better)")
+        return (
+            f"W4 enqueue-to-start latency on an idle worker, {sizes.latency_jobs:,} jobs "
+            "one at a time (time: lower is better)"
+        )
 
     def measure(self, system: System, dsn: str, context: Context) -> dict[str, float]:
         spec = system.worker(dsn)
@@ -338,8 +357,10 @@ class PollCost(Workload):
     )
 
     def describe(self, sizes: Sizes) -> str:
-        return (f"W5 poll for one job while the {sizes.head_locked:,} jobs at the head are "
-                f"worked by another process, median of {sizes.polls} polls (lower is better)")
+        return (
+            f"W5 poll for one job while the {sizes.head_locked:,} jobs at the head are "
+            f"worked by another process, median of {sizes.polls} polls (lower is better)"
+        )
 
     def measure(self, system: System, dsn: str, context: Context) -> dict[str, float]:
         head, polls = context.sizes.head_locked, context.sizes.polls
@@ -357,8 +378,7 @@ class PollCost(Workload):
                     for key, follow_up in (("W5", False), ("W5 next", True)):
                         elapsed, ids = poll(follow_up)
                         if len(ids) != 1 or ids[0] in held:
-                            raise Invalid(
-                                f"a poll took {ids}: expected one job not held elsewhere")
+                            raise Invalid(f"a poll took {ids}: expected one job not held elsewhere")
                         if attempt >= POLL_WARMUP:
                             times[key].append(elapsed)
         return {key: statistics.median(values) * 1000 for key, values in times.items()}

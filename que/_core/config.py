@@ -78,9 +78,7 @@ class Config:
     def mode(self, mode: Mode) -> None:
         if mode not in MODES:
             error = ConfigurationError if isinstance(mode, str) else ConfigurationTypeError
-            raise error(
-                f"Que.mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}"
-            )
+            raise error(f"Que.mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}")
         self._mode = mode
 
     @property

@@ -56,10 +56,14 @@ def with_connection_defaults(conninfo: str, **defaults: str | int) -> str:
     Raises ``psycopg.ProgrammingError`` if ``conninfo`` cannot be parsed.
     """
     given = conninfo_to_dict(conninfo)
-    return make_conninfo(conninfo, **{
-        name: value for name, value in {**CONNECTION_DEFAULTS, **defaults}.items()
-        if name not in given and _ENVIRONMENT.get(name, "") not in os.environ
-    })
+    return make_conninfo(
+        conninfo,
+        **{
+            name: value
+            for name, value in {**CONNECTION_DEFAULTS, **defaults}.items()
+            if name not in given and _ENVIRONMENT.get(name, "") not in os.environ
+        },
+    )
 
 
 LOST_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03"})
@@ -183,10 +187,14 @@ def _schema_error(error: psycopg.Error) -> SchemaError | None:
     if "que_" not in problem:
         return None
     if isinstance(error, errors.UndefinedTable):
-        return SchemaError(f"que's tables are missing ({problem}): create them with "
-                           "Que.migrate() (e.g. in a migration of your app)", version=0)
-    return SchemaError(f"the que schema is older than this que needs ({problem}): run "
-                       "Que.migrate()")
+        return SchemaError(
+            f"que's tables are missing ({problem}): create them with "
+            "Que.migrate() (e.g. in a migration of your app)",
+            version=0,
+        )
+    return SchemaError(
+        f"the que schema is older than this que needs ({problem}): run Que.migrate()"
+    )
 
 
 def execute(statement: str, params: Params = None) -> list[Row]:

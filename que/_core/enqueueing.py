@@ -59,9 +59,14 @@ class NewJob:
     def values(self, run_at: datetime | None) -> dict[str, Any]:
         """The values of :data:`~que._core.schema.ENQUEUED_COLUMNS` (JSON as text)."""
         return {
-            "queue": self.queue, "priority": self.priority, "run_at": run_at,
-            "job_class": self.job_class, "args": self.args_json, "kwargs": self.kwargs_json,
-            "data": self.data, "job_schema_version": JOB_SCHEMA_VERSION,
+            "queue": self.queue,
+            "priority": self.priority,
+            "run_at": run_at,
+            "job_class": self.job_class,
+            "args": self.args_json,
+            "kwargs": self.kwargs_json,
+            "data": self.data,
+            "job_schema_version": JOB_SCHEMA_VERSION,
         }
 
     def params(self) -> dict[str, Any]:
@@ -94,10 +99,19 @@ class NewJob:
             args, kwargs = self.args, self.kwargs
             data = {} if self.tags is None else {"tags": self.tags}
         return JobRow(
-            id=id, queue=self.queue, priority=self.priority,
-            run_at=run_at or self.run_at or config.now(), job_class=self.job_class,
-            error_count=0, last_error_message=None, last_error_backtrace=None,
-            finished_at=None, expired_at=None, args=args, kwargs=kwargs, data=data,
+            id=id,
+            queue=self.queue,
+            priority=self.priority,
+            run_at=run_at or self.run_at or config.now(),
+            job_class=self.job_class,
+            error_count=0,
+            last_error_message=None,
+            last_error_backtrace=None,
+            finished_at=None,
+            expired_at=None,
+            args=args,
+            kwargs=kwargs,
+            data=data,
             job_schema_version=JOB_SCHEMA_VERSION,
         )
 
@@ -208,9 +222,14 @@ def _insert_batch(batch: BulkEnqueue) -> None:
     """Insert the batch with COPY: ids and the time first, then the rows."""
     with db.transaction() as connection:
         previous = None if batch.notify else db.run(connection, sql.SKIP_NOTIFY)[0]["previous"]
-        (reserved,) = db.run(connection, sql.RESERVE_JOB_IDS, {
-            "now": config.now(), "count": len(batch.pending),
-        })
+        (reserved,) = db.run(
+            connection,
+            sql.RESERVE_JOB_IDS,
+            {
+                "now": config.now(),
+                "count": len(batch.pending),
+            },
+        )
         now, ids = reserved["now"], reserved["ids"]
         run_ats = [new.scheduled_at(now) for new in batch.pending]
         db.copy(connection, sql.COPY_JOBS, map(NewJob.copy_row, batch.pending, ids, run_ats))
@@ -248,9 +267,13 @@ def build(
     args, kwargs = list(args), dict(kwargs)
     return NewJob(
         job=job_class({}),
-        queue=_check_name("queue", options["queue"] if "queue" in options else (
-            job_class.setting("queue") or config.default_queue
-        ), MAXIMUM_QUEUE_LENGTH),
+        queue=_check_name(
+            "queue",
+            options["queue"]
+            if "queue" in options
+            else (job_class.setting("queue") or config.default_queue),
+            MAXIMUM_QUEUE_LENGTH,
+        ),
         priority=_check_priority(
             options["priority"] if "priority" in options else job_class.setting("priority")
         ),
@@ -282,8 +305,8 @@ def _check_name(option: str, name: object, maximum: int) -> str:
         raise JobOptionError(option, f"{option} must be a non-empty string, not {name!r}")
     if len(name) > maximum:
         raise JobOptionError(
-            option, f"{option} names are limited to {maximum} characters; "
-            f"{name[:20]!r}... has {len(name)}"
+            option,
+            f"{option} names are limited to {maximum} characters; {name[:20]!r}... has {len(name)}",
         )
     problem = text_problem(name)
     if problem is not None:
@@ -296,8 +319,9 @@ def _check_priority(priority: object) -> int:
         raise JobOptionError("priority", f"priority must be an integer, not {priority!r}")
     if priority not in PRIORITIES:
         raise JobOptionError(
-            "priority", f"priority must be between {PRIORITIES.start} and "
-            f"{PRIORITIES.stop - 1} (a smallint), not {priority}"
+            "priority",
+            f"priority must be between {PRIORITIES.start} and "
+            f"{PRIORITIES.stop - 1} (a smallint), not {priority}",
         )
     return priority
 
@@ -310,8 +334,9 @@ def _check_run_at(run_at: object) -> tuple[datetime | None, float]:
     if isinstance(run_at, datetime):
         if run_at.tzinfo is None:
             raise JobOptionError(
-                "run_at", f"run_at must be timezone-aware, not the naive {run_at!r}: "
-                "use datetime.now(timezone.utc) + ..., or pass a timedelta"
+                "run_at",
+                f"run_at must be timezone-aware, not the naive {run_at!r}: "
+                "use datetime.now(timezone.utc) + ..., or pass a timedelta",
             )
         return run_at, 0.0
     raise JobOptionError(
@@ -332,9 +357,10 @@ def _check_tags(tags: object) -> list[str]:
             raise JobOptionError("tags", f"tag {tag!r} {problem}")
         if len(json.dumps(tag, ensure_ascii=False)) > MAXIMUM_TAG_JSON_LENGTH:
             raise JobOptionError(
-                "tags", f"tag {tag[:20]!r}... is too long: the database allows "
+                "tags",
+                f"tag {tag[:20]!r}... is too long: the database allows "
                 f"{MAXIMUM_TAG_JSON_LENGTH} characters of JSON text, quotes and escapes "
-                "included (98 plain characters)"
+                "included (98 plain characters)",
             )
     return list(tags)
 
@@ -351,8 +377,9 @@ def _json_arguments(arguments: list[Any] | dict[str, Any], job_class: str) -> st
             "str, int, float, bool, None, list and dict values (e.g. an id, or a "
             "datetime's isoformat())"
         ) from error
-    problem = json_text_problem(arguments, text, "args" if isinstance(arguments, list)
-                                else "kwargs")
+    problem = json_text_problem(
+        arguments, text, "args" if isinstance(arguments, list) else "kwargs"
+    )
     if problem is not None:
         raise SerializationError(f"the arguments of {job_class} cannot be stored: {problem}")
     return text

@@ -65,7 +65,9 @@ class QueFacade:
 
     @property
     def connection(self) -> ConnectionSource:
-        """Where jobs are enqueued and worked: see :mod:`que._core.connection`."""
+        """Where jobs are enqueued and worked: a ``psycopg.Connection``, a
+        ``psycopg_pool.ConnectionPool``, or a callable returning a context manager
+        that yields a connection (``None`` unsets it)."""
         return config.connection
 
     @connection.setter
@@ -139,7 +141,8 @@ class QueFacade:
     def bulk_enqueue(
         self, *, job_options: JobOptions | None = None, notify: bool = False
     ) -> AbstractContextManager[BulkEnqueue]:
-        """Collect the jobs enqueued in the block and insert them in one statement."""
+        """Collect the jobs enqueued in the block and insert them together when it
+        ends (one ``COPY``); if the block raises, nothing is inserted."""
         return bulk_enqueue(job_options=job_options, notify=notify)
 
     def work(
@@ -159,8 +162,13 @@ class QueFacade:
         future. ``reraise`` raises a job's error (after it is recorded) instead of
         going on. Each job runs at most once per call.
         """
-        return inline.work(queue=queue, limit=limit, recursive=recursive,
-                           include_scheduled=include_scheduled, reraise=reraise)
+        return inline.work(
+            queue=queue,
+            limit=limit,
+            recursive=recursive,
+            include_scheduled=include_scheduled,
+            reraise=reraise,
+        )
 
     def jobs(self) -> list[Row]:
         """Every row of the queue table (finished and expired ones too), oldest first."""

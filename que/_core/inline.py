@@ -67,10 +67,16 @@ def work(
     attempted: list[int] = []
     only_ids = None if recursive else db.execute(sql.UNFINISHED_JOB_IDS)[0]["ids"]
     while limit is None or summary.ran < limit:
-        rows = db.execute(sql.NEXT_INLINE_JOB, {
-            "queue": queue, "include_scheduled": include_scheduled, "now": config.now(),
-            "attempted": attempted, "only_ids": only_ids,
-        })
+        rows = db.execute(
+            sql.NEXT_INLINE_JOB,
+            {
+                "queue": queue,
+                "include_scheduled": include_scheduled,
+                "now": config.now(),
+                "attempted": attempted,
+                "only_ids": only_ids,
+            },
+        )
         if not rows:
             break
         attempted.append(rows[0]["id"])

@@ -41,8 +41,13 @@ def register(job_class: type[Job]) -> None:
     name = job_class.job_name
     previous = _classes.get(name)
     if previous is not None and _path(previous) != _path(job_class):
-        log_event(logging.WARNING, "job_class_renamed", job_class=name, previous=repr(previous),
-                  current=repr(job_class))
+        log_event(
+            logging.WARNING,
+            "job_class_renamed",
+            job_class=name,
+            previous=repr(previous),
+            current=repr(job_class),
+        )
     _classes[name] = job_class
 
 
@@ -69,8 +74,9 @@ def resolve(name: str) -> type[Job]:
 
 
 def _allowed(module: str) -> bool:
-    return any(module == prefix or module.startswith(f"{prefix}.")
-               for prefix in config.job_module_prefixes)
+    return any(
+        module == prefix or module.startswith(f"{prefix}.") for prefix in config.job_module_prefixes
+    )
 
 
 def _import_owner(name: str) -> None:

@@ -13,7 +13,7 @@ does, rather than with an empty ``BEGIN``.
 The worker pool passes a :class:`Guard`: each transaction that runs the job or
 records its failure begins by taking the worker's own lock on the job, so that
 nothing about a job commits unless this worker holds it (see
-``docs/workers.md``, "When a lock is lost"). A failure of the connection itself
+``docs/explanation/locking.md``, "When a lock is lost"). A failure of the connection itself
 is no failure of the job: it is raised as :class:`~que.errors.ConnectionLost`,
 and the job, untouched, runs again.
 """
@@ -94,8 +94,9 @@ def run_job(row: JobRow, *, job: Job | None = None, reraise: bool = False) -> Jo
                 _work(job)
     except Exception as failure:
         error = failure
-    result = _finish(job or registry.fallback()(row), error, started, guard=None,
-                     connection=connection)
+    result = _finish(
+        job or registry.fallback()(row), error, started, guard=None, connection=connection
+    )
     if reraise and result.error is not None:
         raise result.error
     return result
@@ -123,8 +124,13 @@ def run_guarded_job(guard: Guard) -> JobResult | None:
         if row is None:  # the claim itself failed: no job to blame
             raise
         error = failure if isinstance(failure, Exception) else JobExited(failure)
-    return _finish(job or registry.fallback()(cast(JobRow, row)), error, started, guard=guard,
-                   connection=connection)
+    return _finish(
+        job or registry.fallback()(cast(JobRow, row)),
+        error,
+        started,
+        guard=guard,
+        connection=connection,
+    )
 
 
 def _instantiate(row: Mapping[str, Any], *, decode: bool = False) -> Job:
@@ -154,7 +160,11 @@ def _work(job: Job) -> None:
 
 
 def _finish(
-    job: Job, error: Exception | None, started: float, *, guard: Guard | None,
+    job: Job,
+    error: Exception | None,
+    started: float,
+    *,
+    guard: Guard | None,
     connection: Connection | None,
 ) -> JobResult:
     """Log a success, or handle a failure; ``connection`` is the one the job ran on."""
@@ -162,13 +172,25 @@ def _finish(
     if error is None:
         level = level_number(job.log_level(elapsed))
         if level is not None:
-            log_event(level, "job_worked", job_id=job.id, job_class=job.attrs["job_class"],
-                      elapsed=round(elapsed, 6))
+            log_event(
+                level,
+                "job_worked",
+                job_id=job.id,
+                job_class=job.attrs["job_class"],
+                elapsed=round(elapsed, 6),
+            )
         return JobResult(job, None, elapsed)
     _raise_if_connection_lost(error, connection)
     _handle_error(job, error, guard)
-    log_event(logging.ERROR, "job_errored", job_id=job.id, job_class=job.attrs["job_class"],
-              error_count=job.error_count, error=error_message(error), elapsed=round(elapsed, 6))
+    log_event(
+        logging.ERROR,
+        "job_errored",
+        job_id=job.id,
+        job_class=job.attrs["job_class"],
+        error_count=job.error_count,
+        error=error_message(error),
+        elapsed=round(elapsed, 6),
+    )
     return JobResult(job, error, elapsed)
 
 
@@ -178,8 +200,10 @@ def _raise_if_connection_lost(error: BaseException, connection: Connection | Non
     Only que's own connection counts: an error of a connection the job opened
     itself (to another database, say) is the job's error.
     """
-    if connection is not None and (connection.broken or connection.closed) and (
-        db.connection_lost(error)
+    if (
+        connection is not None
+        and (connection.broken or connection.closed)
+        and (db.connection_lost(error))
     ):
         raise ConnectionLost(f"the job's connection was lost: {error_message(error)}") from error
 
@@ -235,8 +259,9 @@ def _handle_error(job: Job, error: Exception, guard: Guard | None) -> None:
         errors = [error]
     except Exception as handler_error:
         _raise_if_connection_lost(handler_error, connection)
-        log_event(logging.ERROR, "handle_error_failed", job_id=job.id,
-                  error=error_message(handler_error))
+        log_event(
+            logging.ERROR, "handle_error_failed", job_id=job.id, error=error_message(handler_error)
+        )
         errors = [handler_error, error]  # in Ruby Que's order
         job.resolution = None  # rolled back with the handler's transaction
         try:
@@ -249,9 +274,13 @@ def _handle_error(job: Job, error: Exception, guard: Guard | None) -> None:
 
 
 def _log_lock_lost(lost: LockLost) -> None:
-    log_event(logging.WARNING, "job_lock_lost", job_ids=[lost.job_id],
-              detail="another process took the job before its failure was recorded; "
-                     "the failure is not recorded")
+    log_event(
+        logging.WARNING,
+        "job_lock_lost",
+        job_ids=[lost.job_id],
+        detail="another process took the job before its failure was recorded; "
+        "the failure is not recorded",
+    )
 
 
 def _notify(error: BaseException, job: Job) -> None:
@@ -261,5 +290,9 @@ def _notify(error: BaseException, job: Job) -> None:
     try:
         notifier(error, job.attrs)
     except Exception as notifier_error:
-        log_event(logging.ERROR, "error_notifier_failed", job_id=job.id,
-                  error=error_message(notifier_error))
+        log_event(
+            logging.ERROR,
+            "error_notifier_failed",
+            job_id=job.id,
+            error=error_message(notifier_error),
+        )

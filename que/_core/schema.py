@@ -15,7 +15,14 @@ from typing import Any
 JOB_SCHEMA_VERSION = 2
 """The ``job_schema_version`` of the rows que writes and works (Ruby Que 2.x's)."""
 ENQUEUED_COLUMNS = (
-    "queue", "priority", "run_at", "job_class", "args", "kwargs", "data", "job_schema_version",
+    "queue",
+    "priority",
+    "run_at",
+    "job_class",
+    "args",
+    "kwargs",
+    "data",
+    "job_schema_version",
 )
 """The columns an enqueue writes (the database fills in the others); in this order
 the INSERT and the COPY name them and bulk enqueue's rows hold them."""
@@ -36,15 +43,18 @@ def text_problem(text: str) -> str | None:
         return None
     if match.group() == "\x00":
         return "contains a NUL character (\\x00), which PostgreSQL cannot store"
-    return (f"contains a lone surrogate (U+{ord(match.group()):04X}), which is not valid "
-            "Unicode: decode bytes with errors='replace' or 'backslashreplace'")
+    return (
+        f"contains a lone surrogate (U+{ord(match.group()):04X}), which is not valid "
+        "Unicode: decode bytes with errors='replace' or 'backslashreplace'"
+    )
 
 
 def queue_name_problem(name: object) -> str | None:
     """Why ``name`` cannot be a queue's name, or ``None`` if it can."""
     if not isinstance(name, str) or not name or len(name) > MAXIMUM_QUEUE_LENGTH:
-        return (f"a queue name must be a string of 1 to {MAXIMUM_QUEUE_LENGTH} "
-                f"characters, not {name!r}")
+        return (
+            f"a queue name must be a string of 1 to {MAXIMUM_QUEUE_LENGTH} characters, not {name!r}"
+        )
     problem = text_problem(name)
     return None if problem is None else f"the queue name {name!r} {problem}"
 

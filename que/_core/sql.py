@@ -39,11 +39,17 @@ _ENQUEUED_VALUES = {
     "data": "%(data)s::jsonb",
     "job_schema_version": "%(job_schema_version)s::smallint",
 }
-INSERT_JOB: Final = """
-INSERT INTO public.que_jobs (""" + ", ".join(ENQUEUED_COLUMNS) + """)
-VALUES (""" + ", ".join(_ENQUEUED_VALUES[column] for column in ENQUEUED_COLUMNS) + """)
+INSERT_JOB: Final = (
+    """
+INSERT INTO public.que_jobs ("""
+    + ", ".join(ENQUEUED_COLUMNS)
+    + """)
+VALUES ("""
+    + ", ".join(_ENQUEUED_VALUES[column] for column in ENQUEUED_COLUMNS)
+    + """)
 RETURNING id, run_at
 """
+)
 
 # Whether a time is still to come by the database's clock (sync mode's test
 # for a job scheduled at an explicit time).
@@ -64,10 +70,14 @@ SELECT coalesce(%(now)s::timestamptz, now()) AS now,
        ) AS ids
 """
 
-COPY_JOBS: Final = """
-COPY public.que_jobs (id, """ + ", ".join(ENQUEUED_COLUMNS) + """)
+COPY_JOBS: Final = (
+    """
+COPY public.que_jobs (id, """
+    + ", ".join(ENQUEUED_COLUMNS)
+    + """)
 FROM STDIN
 """
+)
 
 # Bulk enqueue skips the notify triggers for the rest of its own transaction
 # (or savepoint), then puts the setting back as it was.
@@ -120,12 +130,15 @@ RETURNING id
 # The next job to run inline: ready (or any unfinished one with
 # %(include_scheduled)s), of the given queue (or any with NULL), not among the ids
 # this run has already attempted, and among %(only_ids)s when given.
-NEXT_INLINE_JOB: Final = """
+NEXT_INLINE_JOB: Final = (
+    """
 SELECT *
 FROM public.que_jobs
 WHERE finished_at IS NULL
   AND expired_at IS NULL
-  AND job_schema_version = """ + _VERSION + """
+  AND job_schema_version = """
+    + _VERSION
+    + """
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(include_scheduled)s::boolean OR run_at <= coalesce(%(now)s::timestamptz, now()))
   AND id <> ALL (%(attempted)s::bigint[])
@@ -133,6 +146,7 @@ WHERE finished_at IS NULL
 ORDER BY priority, run_at, id
 LIMIT 1
 """
+)
 
 COUNT_UNFINISHED_JOBS: Final = """
 SELECT count(*) AS count
@@ -140,11 +154,15 @@ FROM public.que_jobs
 WHERE finished_at IS NULL AND expired_at IS NULL
 """
 
-UNFINISHED_JOB_IDS: Final = """
+UNFINISHED_JOB_IDS: Final = (
+    """
 SELECT coalesce(array_agg(id), '{}') AS ids
 FROM public.que_jobs
-WHERE finished_at IS NULL AND expired_at IS NULL AND job_schema_version = """ + _VERSION + """
+WHERE finished_at IS NULL AND expired_at IS NULL AND job_schema_version = """
+    + _VERSION
+    + """
 """
+)
 
 # -- inspecting the queue --------------------------------------------------------
 
@@ -202,17 +220,21 @@ DELETE FROM public.que_jobs
 # keys (objsubid 2), a key space Ruby Que never uses. Should the locker's
 # connection be lost while the job runs, another process may take the id lock,
 # but it also tests the worker's lock and lets the job be; and the job's
-# transaction commits only while its worker's lock is held. See docs/workers.md.
+# transaction commits only while its worker's lock is held. See docs/explanation/locking.md.
 
 # Times outside what Python's datetime holds (-infinity, years before 1) read as
 # the first moment it does: such a job is ready, and runs, like any other.
 _RUN_AT = "greatest({table}.run_at, '0001-01-01 00:00:00+00'::timestamptz) AS run_at"
 
 # What makes a job ready to work now, by its own columns.
-_READY = "job_schema_version = " + _VERSION + """
+_READY = (
+    "job_schema_version = "
+    + _VERSION
+    + """
     AND finished_at IS NULL
     AND expired_at IS NULL
     AND run_at <= coalesce(%(now)s::timestamptz, now())"""
+)
 
 # The worker's lock of job %(id)s, taken for the current transaction.
 _WORKER_LOCK = "pg_try_advisory_xact_lock(({id} >> 32)::integer, {id}::bit(32)::integer)"
@@ -239,15 +261,19 @@ WHERE pid = pg_backend_pid()
 
 # worker_priorities holds NULL for an "any" worker; ruby_pid and ruby_hostname
 # are the worker process's, whatever its language.
-REGISTER_LOCKER: Final = """
+REGISTER_LOCKER: Final = (
+    """
 INSERT INTO public.que_lockers
   (pid, worker_count, worker_priorities, ruby_pid, ruby_hostname, queues, listening,
    job_schema_version)
 VALUES
   (pg_backend_pid(), %(worker_count)s::integer, %(worker_priorities)s::integer[],
    %(process_pid)s::integer, %(hostname)s::text, %(queues)s::text[], %(listening)s::boolean,
-   """ + _VERSION + """)
+   """
+    + _VERSION
+    + """)
 """
+)
 
 UNREGISTER_LOCKER: Final = """
 DELETE FROM public.que_lockers WHERE pid = pg_backend_pid()
@@ -266,11 +292,15 @@ UNLISTEN *
 # (its worker's lock is taken): then let the id lock go again. CASE evaluates in
 # order, which AND and OR do not promise. The worker's lock taken here lasts as
 # long as the statement (the lock connection is in autocommit mode).
-_LOCK_IF_FREE = """CASE
+_LOCK_IF_FREE = (
+    """CASE
   WHEN NOT pg_try_advisory_lock(c.id) THEN false
-  WHEN """ + _WORKER_LOCK.format(id="c.id") + """ THEN true
+  WHEN """
+    + _WORKER_LOCK.format(id="c.id")
+    + """ THEN true
   ELSE NOT pg_advisory_unlock(c.id)
 END"""
+)
 
 # Lock the most important ready jobs of one queue that the free slots can take
 # (%(slots)s: the highest priority each slot takes), skipping the ones this
@@ -286,12 +316,15 @@ END"""
 # empty), and when it is not the first job returned, the walk passed jobs that
 # other sessions hold. Only what orders and routes jobs is read: the rest of a
 # row is its worker's to read (and to fail on, should it be unreadable).
-POLL_JOBS: Final = """
+POLL_JOBS: Final = (
+    """
 WITH ready AS NOT MATERIALIZED (
   SELECT id, priority, run_at
   FROM public.que_jobs
   WHERE queue = %(queue)s::text
-    AND """ + _READY + """
+    AND """
+    + _READY
+    + """
     AND priority <= (SELECT max(l) FROM unnest(%(slots)s::integer[]) AS s (l))
     AND (priority, run_at, id)
         >= (%(from_priority)s::integer, %(from_run_at)s::timestamptz, %(from_id)s::bigint)
@@ -304,18 +337,27 @@ room AS (
   SELECT count(*) AS room FROM unnest(%(slots)s::integer[]) AS s (l)
   WHERE l >= (SELECT priority FROM head)
 )
-SELECT c.id, c.priority, """ + _RUN_AT.format(table="c") + """,
+SELECT c.id, c.priority, """
+    + _RUN_AT.format(table="c")
+    + """,
        (SELECT id FROM head) AS head_id, (SELECT room FROM room) AS room
 FROM (SELECT * FROM ready ORDER BY priority, run_at, id LIMIT %(walk)s::integer) AS c
-WHERE """ + _LOCK_IF_FREE + """
+WHERE """
+    + _LOCK_IF_FREE
+    + """
 LIMIT (SELECT room FROM room)
 """
+)
 
 # Lock each announced id that no other worker runs; says which locks were taken.
-LOCK_JOBS: Final = """
-SELECT c.id, """ + _LOCK_IF_FREE + """ AS locked
+LOCK_JOBS: Final = (
+    """
+SELECT c.id, """
+    + _LOCK_IF_FREE
+    + """ AS locked
 FROM unnest(%(ids)s::bigint[]) AS c (id)
 """
+)
 
 # After a reconnect: lock again the jobs this process's workers are running
 # (their workers' locks are held, by this process).
@@ -330,14 +372,23 @@ FROM unnest(%(ids)s::bigint[]) AS t (id)
 # (OFFSET 0 keeps the planner from matching the other conditions to the poll
 # index, which on a churning table with stale statistics means scanning it all:
 # the rows are fetched by primary key, then checked.)
-_READY_BY_ID = """
+_READY_BY_ID = (
+    """
 FROM (SELECT * FROM public.que_jobs WHERE id = ANY (%(ids)s::bigint[]) OFFSET 0) AS j
-WHERE """ + _READY + """
+WHERE """
+    + _READY
+    + """
 """
+)
 
-CHECK_LOCKED_JOBS: Final = """
-SELECT j.id, j.priority, """ + _RUN_AT.format(table="j") + """
-""" + _READY_BY_ID
+CHECK_LOCKED_JOBS: Final = (
+    """
+SELECT j.id, j.priority, """
+    + _RUN_AT.format(table="j")
+    + """
+"""
+    + _READY_BY_ID
+)
 
 UNLOCK_JOBS: Final = """
 SELECT t.id, pg_advisory_unlock(t.id) AS unlocked
@@ -345,9 +396,13 @@ FROM unnest(%(ids)s::bigint[]) AS t (id)
 """
 
 # A worker begins its job's transaction by taking its own lock on the job.
-CLAIM_JOB: Final = """
-SELECT """ + _WORKER_LOCK.format(id="%(id)s::bigint") + """ AS claimed
+CLAIM_JOB: Final = (
+    """
+SELECT """
+    + _WORKER_LOCK.format(id="%(id)s::bigint")
+    + """ AS claimed
 """
+)
 
 # The same, with the job's row if it is still there to be worked: false if a
 # worker of another process holds the lock (it runs the job). The row is read
@@ -357,17 +412,25 @@ SELECT """ + _WORKER_LOCK.format(id="%(id)s::bigint") + """ AS claimed
 # some other transaction is changing is left for later, never waited for. Its
 # JSON columns come as text, for the runner to decode: a row that cannot be
 # decoded is that job's error.
-CLAIM_AND_READ_JOB: Final = """
+CLAIM_AND_READ_JOB: Final = (
+    """
 SELECT c.claimed, j.*
-FROM (""" + CLAIM_JOB.strip() + """) AS c
+FROM ("""
+    + CLAIM_JOB.strip()
+    + """) AS c
 LEFT JOIN LATERAL (
-  SELECT id, priority, """ + _RUN_AT.format(table="que_jobs") + """, job_class, error_count,
+  SELECT id, priority, """
+    + _RUN_AT.format(table="que_jobs")
+    + """, job_class, error_count,
          last_error_message, queue, last_error_backtrace, finished_at, expired_at,
          args::text AS args, data::text AS data, job_schema_version, kwargs::text AS kwargs
   FROM public.que_jobs
   WHERE c.claimed
     AND id = %(id)s::bigint
-    AND """ + _READY + """
+    AND """
+    + _READY
+    + """
   FOR UPDATE SKIP LOCKED
 ) AS j ON true
 """
+)

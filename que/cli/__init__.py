@@ -12,7 +12,7 @@ makes a connection pool for the workers from the same URL.
 
 Logs are JSON lines on stdout; the start-up banner and fatal errors go to
 stderr. SIGINT or SIGTERM stops the process safely at any moment (see
-``docs/cli.md``).
+``docs/reference/cli.md``).
 
 This module imports only the standard library: :func:`main` installs the
 signal handlers before the command (``que.cli._process``) loads.

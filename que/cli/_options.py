@@ -116,9 +116,7 @@ def _boolean(text: str) -> bool:
 def _level(text: str) -> str:
     value = text.strip().lower()
     if value not in LEVELS:
-        raise argparse.ArgumentTypeError(
-            f"must be one of {', '.join(LOG_LEVELS)}, not {text!r}"
-        )
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(LOG_LEVELS)}, not {text!r}")
     return value
 
 
@@ -135,51 +133,109 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     add = parser.add_argument
-    add("modules", nargs="*", metavar="module",
-        help="module name or .py file defining job classes")
-    add("-i", "--poll-interval", type=_seconds, default=POLL_INTERVAL, metavar="SECONDS",
+    add("modules", nargs="*", metavar="module", help="module name or .py file defining job classes")
+    add(
+        "-i",
+        "--poll-interval",
+        type=_seconds,
+        default=POLL_INTERVAL,
+        metavar="SECONDS",
         help="maximum interval between polls of a queue for ready jobs "
-             f"(default: {POLL_INTERVAL:g})")
-    add("-l", "--log-level", type=_level, default="info", metavar="LEVEL",
-        help=f"log at this level and above to stdout: {', '.join(LOG_LEVELS)} "
-             "(default: info)")
-    add("-p", "--worker-priorities", type=_priorities, metavar="LIST",
+        f"(default: {POLL_INTERVAL:g})",
+    )
+    add(
+        "-l",
+        "--log-level",
+        type=_level,
+        default="info",
+        metavar="LEVEL",
+        help=f"log at this level and above to stdout: {', '.join(LOG_LEVELS)} (default: info)",
+    )
+    add(
+        "-p",
+        "--worker-priorities",
+        type=_priorities,
+        metavar="LIST",
         help="one worker per entry, taking jobs up to that priority; 'any' takes every "
-             "job (default: 10,30,50,any,any,any)")
-    add("-q", "--queue-name", type=_queue, action="append", dest="queues",
+        "job (default: 10,30,50,any,any,any)",
+    )
+    add(
+        "-q",
+        "--queue-name",
+        type=_queue,
+        action="append",
+        dest="queues",
         metavar="NAME[=SECONDS]",
         help="work jobs of this queue, polled every SECONDS (default: --poll-interval); "
-             "repeat for more queues (default: the default queue only)")
-    add("-w", "--worker-count", type=_whole_number(1, "workers"), metavar="COUNT",
-        help="number of worker threads: pads or trims --worker-priorities with 'any' "
-             "(default: 6)")
-    add("-v", "--version", action="version", version=f"que {__version__}",
-        help="print que's version and exit")
-    add("--connection-url", metavar="URL",
+        "repeat for more queues (default: the default queue only)",
+    )
+    add(
+        "-w",
+        "--worker-count",
+        type=_whole_number(1, "workers"),
+        metavar="COUNT",
+        help="number of worker threads: pads or trims --worker-priorities with 'any' (default: 6)",
+    )
+    add(
+        "-v",
+        "--version",
+        action="version",
+        version=f"que {__version__}",
+        help="print que's version and exit",
+    )
+    add(
+        "--connection-url",
+        metavar="URL",
         help="database to connect to (default: $DATABASE_URL, else the libpq "
-             "environment); must reach PostgreSQL directly, not through PgBouncer "
-             "in transaction mode, as it holds the advisory locks")
-    add("--log-internals", action="store_true",
+        "environment); must reach PostgreSQL directly, not through PgBouncer "
+        "in transaction mode, as it holds the advisory locks",
+    )
+    add(
+        "--log-internals",
+        action="store_true",
         help="also log the worker pool's internal events (polls, notifications, "
-             "locks); verbose, for debugging")
-    add("--maximum-buffer-size", type=_whole_number(0, "jobs"), default=MAXIMUM_BUFFER_SIZE,
+        "locks); verbose, for debugging",
+    )
+    add(
+        "--maximum-buffer-size",
+        type=_whole_number(0, "jobs"),
+        default=MAXIMUM_BUFFER_SIZE,
         metavar="SIZE",
         help="jobs to lock and hold in this process awaiting a worker "
-             f"(default: {MAXIMUM_BUFFER_SIZE})")
-    add("--minimum-buffer-size", type=_whole_number(0, "jobs"), default=MINIMUM_BUFFER_SIZE,
+        f"(default: {MAXIMUM_BUFFER_SIZE})",
+    )
+    add(
+        "--minimum-buffer-size",
+        type=_whole_number(0, "jobs"),
+        default=MINIMUM_BUFFER_SIZE,
         metavar="SIZE",
         help="between poll intervals, poll again only once fewer jobs than this are "
-             f"buffered, or none is and a worker waits (default: {MINIMUM_BUFFER_SIZE})")
-    add("--wait-period", type=_milliseconds, default=50.0, metavar="MILLISECONDS",
-        help="longest wait between checks of finished jobs, notifications and polls "
-             "(default: 50)")
-    add("--listen", type=_boolean, nargs="?", const=True, default=True, metavar="BOOL",
-        help="take new jobs as LISTEN/NOTIFY announces them (default: true); false: "
-             "only poll")
+        f"buffered, or none is and a worker waits (default: {MINIMUM_BUFFER_SIZE})",
+    )
+    add(
+        "--wait-period",
+        type=_milliseconds,
+        default=50.0,
+        metavar="MILLISECONDS",
+        help="longest wait between checks of finished jobs, notifications and polls (default: 50)",
+    )
+    add(
+        "--listen",
+        type=_boolean,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="BOOL",
+        help="take new jobs as LISTEN/NOTIFY announces them (default: true); false: only poll",
+    )
     add("--pidfile", metavar="PATH", help="write the process id to PATH while running")
-    add("--shutdown-timeout", type=_seconds, metavar="SECONDS",
+    add(
+        "--shutdown-timeout",
+        type=_seconds,
+        metavar="SECONDS",
         help="after SIGINT/SIGTERM, wait at most this long for running jobs, then exit "
-             "with code 1 without committing them (default: wait for them)")
+        "with code 1 without committing them (default: wait for them)",
+    )
     return parser
 
 
@@ -222,7 +278,11 @@ def parse_args(argv: Sequence[str]) -> Options:
     except ValueError as error:
         raise UsageError(f"{error} (see que --help)") from None
     return Options(
-        settings=settings, modules=args.modules, log_level=args.log_level,
-        log_internals=args.log_internals, connection_url=args.connection_url,
-        pidfile=args.pidfile, shutdown_timeout=args.shutdown_timeout,
+        settings=settings,
+        modules=args.modules,
+        log_level=args.log_level,
+        log_internals=args.log_internals,
+        connection_url=args.connection_url,
+        pidfile=args.pidfile,
+        shutdown_timeout=args.shutdown_timeout,
     )

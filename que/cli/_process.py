@@ -58,8 +58,10 @@ class _ProcessTitle:
         if self._set is None:
             return
         status = pool.status()
-        title = (f"que: {status.state} {','.join(status.queues)} "
-                 f"({status.busy}/{status.workers} busy, {status.buffered} buffered)")
+        title = (
+            f"que: {status.state} {','.join(status.queues)} "
+            f"({status.busy}/{status.workers} busy, {status.buffered} buffered)"
+        )
         if title != self._last:
             self._last = title
             self._set(title)
@@ -135,8 +137,7 @@ def run(options: Options, signals: StopSignals) -> int:
         finally:
             _remove_pidfile(options.pidfile)
     except StopRequested:
-        log_event(logging.INFO, "signal_received", signal=signals.received,
-                  during="start-up")
+        log_event(logging.INFO, "signal_received", signal=signals.received, during="start-up")
         return 0
     finally:
         if worker_connections is not None:
@@ -146,10 +147,10 @@ def run(options: Options, signals: StopSignals) -> int:
         config.internal_logger.removeHandler(handler)
 
 
-def _work(pool: WorkerPool, options: Options, lock_conninfo: str,
-          signals: StopSignals) -> int:
-    signals.hard_exit = lambda reason: _hard_exit(reason, options.pidfile,
-                                                  running_job_ids=pool.running_job_ids())
+def _work(pool: WorkerPool, options: Options, lock_conninfo: str, signals: StopSignals) -> int:
+    signals.hard_exit = lambda reason: _hard_exit(
+        reason, options.pidfile, running_job_ids=pool.running_job_ids()
+    )
     try:
         pool.start()
     except Exception as error:
@@ -169,13 +170,18 @@ def _work(pool: WorkerPool, options: Options, lock_conninfo: str,
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         title.show(pool)
-        wait = TITLE_INTERVAL if deadline is None else min(TITLE_INTERVAL,
-                                                            deadline - time.monotonic())
+        wait = (
+            TITLE_INTERVAL if deadline is None else min(TITLE_INTERVAL, deadline - time.monotonic())
+        )
         if pool.join(max(0.0, wait)):
             return 0 if pool.failure is None else FAILURE_EXIT_CODE
         if deadline is not None and time.monotonic() >= deadline:
-            _hard_exit("shutdown timeout", options.pidfile, timeout=timeout,
-                       running_job_ids=pool.running_job_ids())
+            _hard_exit(
+                "shutdown timeout",
+                options.pidfile,
+                timeout=timeout,
+                running_job_ids=pool.running_job_ids(),
+            )
 
 
 def command(argv: Sequence[str], signals: StopSignals) -> int:

@@ -89,8 +89,7 @@ def check_database(conninfo: str) -> None:
     """Connect once and check que's schema: ``UsageError`` with the reason otherwise."""
     where = describe_database(conninfo)
     try:
-        with psycopg.connect(db.with_connection_defaults(conninfo),
-                             autocommit=True) as connection:
+        with psycopg.connect(db.with_connection_defaults(conninfo), autocommit=True) as connection:
             migrations.require_latest(connection, where)
     except psycopg.Error as error:
         raise UsageError(f"cannot connect to the database ({where}): {one_line(error)}") from None
@@ -105,7 +104,10 @@ def open_worker_connections(conninfo: str, size: int) -> ConnectionPool[Any]:
     # the pool replaces it.
     pool: ConnectionPool[Any] = ConnectionPool(
         db.with_connection_defaults(conninfo, application_name=WORKER_APPLICATION_NAME),
-        min_size=1, max_size=size, open=False, name="que-workers",
+        min_size=1,
+        max_size=size,
+        open=False,
+        name="que-workers",
     )
     try:
         pool.open(wait=True, timeout=CONNECT_TIMEOUT)
@@ -134,17 +136,23 @@ def configure_logging(level: str, internals: bool) -> logging.Handler:
 def banner(options: Options, pool: WorkerPool, lock_conninfo: str) -> str:
     settings = options.settings
     priorities = ", ".join(describe_threshold(t) for t in settings.worker_priorities)
-    queues = ", ".join(f"{name} (poll every {interval:g}s)"
-                       for name, interval in pool.queues.items())
-    listening = (f"yes, checking every {settings.wait_period * 1000:g} ms"
-                 if settings.listen else "no (polling only)")
-    return "\n".join([
-        f"que {__version__}: worker process {os.getpid()}",
-        f"  database:  {describe_database(lock_conninfo)}",
-        f"  workers:   {settings.worker_count} (priorities: {priorities})",
-        f"  buffer:    up to {settings.maximum_buffer_size} jobs, "
-        f"refilled below {settings.minimum_buffer_size}",
-        f"  queues:    {queues}",
-        f"  listening: {listening}",
-        "Stop with SIGINT or SIGTERM: buffered jobs are released, running jobs finish.",
-    ])
+    queues = ", ".join(
+        f"{name} (poll every {interval:g}s)" for name, interval in pool.queues.items()
+    )
+    listening = (
+        f"yes, checking every {settings.wait_period * 1000:g} ms"
+        if settings.listen
+        else "no (polling only)"
+    )
+    return "\n".join(
+        [
+            f"que {__version__}: worker process {os.getpid()}",
+            f"  database:  {describe_database(lock_conninfo)}",
+            f"  workers:   {settings.worker_count} (priorities: {priorities})",
+            f"  buffer:    up to {settings.maximum_buffer_size} jobs, "
+            f"refilled below {settings.minimum_buffer_size}",
+            f"  queues:    {queues}",
+            f"  listening: {listening}",
+            "Stop with SIGINT or SIGTERM: buffered jobs are released, running jobs finish.",
+        ]
+    )

@@ -2,7 +2,7 @@
 
 One :class:`WorkerPool` per process. The ``que`` command runs one; so does
 ``Que.mode = "async"`` (through :mod:`que.worker.inprocess`). See
-``docs/workers.md`` for how it works.
+``docs/explanation/locking.md`` for how it works.
 """
 
 from __future__ import annotations

@@ -138,8 +138,10 @@ class JobBuffer:
 
     def __repr__(self) -> str:
         with self._lock:
-            return (f"<JobBuffer {len(self._jobs)}/{self.maximum_size} jobs, "
-                    f"{len(self._waiting)} idle worker(s)>")
+            return (
+                f"<JobBuffer {len(self._jobs)}/{self.maximum_size} jobs, "
+                f"{len(self._waiting)} idle worker(s)>"
+            )
 
     @property
     def hungry(self) -> bool:
@@ -187,8 +189,8 @@ class JobBuffer:
                     self._waiting.remove(waiter)
                     waiter.job = job
                     waiter.event.set()
-            overflow = self._jobs[self.maximum_size:]
-            del self._jobs[self.maximum_size:]
+            overflow = self._jobs[self.maximum_size :]
+            del self._jobs[self.maximum_size :]
             return overflow
 
     def _best_waiter(self, priority: int) -> _Waiter | None:

@@ -85,13 +85,22 @@ def receive(connection: Connection, queues: Collection[str]) -> list[Announcemen
         try:
             announcement = parse(notify.payload)
         except ValueError as error:
-            log_event(logging.WARNING, "notification_invalid", channel=notify.channel,
-                      payload=notify.payload[:500], error=str(error))
+            log_event(
+                logging.WARNING,
+                "notification_invalid",
+                channel=notify.channel,
+                payload=notify.payload[:500],
+                error=str(error),
+            )
             continue
         if announcement.queue not in queues:
-            log_event(logging.WARNING, "notification_invalid", channel=notify.channel,
-                      payload=notify.payload[:500],
-                      error=f"queue {announcement.queue!r} is not one this process works")
+            log_event(
+                logging.WARNING,
+                "notification_invalid",
+                channel=notify.channel,
+                payload=notify.payload[:500],
+                error=f"queue {announcement.queue!r} is not one this process works",
+            )
             continue
         announcements.append(announcement)
     return announcements

@@ -159,8 +159,9 @@ class Locker:
 
     def _connect(self) -> None:
         try:
-            conninfo = db.with_connection_defaults(self._conninfo,
-                                                   application_name=APPLICATION_NAME)
+            conninfo = db.with_connection_defaults(
+                self._conninfo, application_name=APPLICATION_NAME
+            )
         except psycopg.ProgrammingError as error:  # malformed: libpq's text quotes it
             raise ConfigurationError(
                 "the lock connection's connection string cannot be read: "
@@ -175,14 +176,18 @@ class Locker:
             self._relock(connection)
             if self._settings.listen:
                 listener.listen(connection)
-            db.run(connection, sql.REGISTER_LOCKER, {
-                "worker_count": self._settings.worker_count,
-                "worker_priorities": list(self._settings.worker_priorities),
-                "process_pid": os.getpid(),
-                "hostname": socket.gethostname(),
-                "queues": list(self._queues),
-                "listening": self._settings.listen,
-            })
+            db.run(
+                connection,
+                sql.REGISTER_LOCKER,
+                {
+                    "worker_count": self._settings.worker_count,
+                    "worker_priorities": list(self._settings.worker_priorities),
+                    "process_pid": os.getpid(),
+                    "hostname": socket.gethostname(),
+                    "queues": list(self._queues),
+                    "listening": self._settings.listen,
+                },
+            )
         except BaseException:
             connection.close()
             raise
@@ -199,20 +204,29 @@ class Locker:
         relocked = set(locks.try_lock(connection, self._held))
         lost = sorted(self._held - relocked)
         if lost:
-            log_event(logging.WARNING, "job_lock_lost", job_ids=lost,
-                      detail="another session took these jobs' locks while the lock "
-                             "connection was down; their workers' own locks keep other que "
-                             "processes from running them, and they commit only while "
-                             "those are held")
+            log_event(
+                logging.WARNING,
+                "job_lock_lost",
+                job_ids=lost,
+                detail="another session took these jobs' locks while the lock "
+                "connection was down; their workers' own locks keep other que "
+                "processes from running them, and they commit only while "
+                "those are held",
+            )
         self._held = relocked
 
     def _lost(self, error: BaseException) -> None:
         """The connection failed: its locks are gone, so forget the buffered jobs."""
         dropped = self._buffer.clear()
         self._held.difference_update(job.id for job in dropped)
-        log_event(logging.WARNING, "locker_connection_lost", error=error_message(error),
-                  backend_pid=self.backend_pid, dropped_job_ids=[job.id for job in dropped],
-                  running_job_ids=sorted(self._held))
+        log_event(
+            logging.WARNING,
+            "locker_connection_lost",
+            error=error_message(error),
+            backend_pid=self.backend_pid,
+            dropped_job_ids=[job.id for job in dropped],
+            running_job_ids=sorted(self._held),
+        )
         self._close()
 
     def _close(self) -> None:
@@ -236,12 +250,20 @@ class Locker:
                         if not db.connection_lost(error):
                             raise
                         backoff = next_backoff(backoff)
-                        log_event(logging.ERROR, "locker_connect_failed",
-                                  error=error_message(error), retry_in=backoff)
+                        log_event(
+                            logging.ERROR,
+                            "locker_connect_failed",
+                            error=error_message(error),
+                            retry_in=backoff,
+                        )
                         continue
                     self.reconnects += 1
-                    log_event(logging.INFO, "locker_reconnected", backend_pid=self.backend_pid,
-                              running_job_ids=sorted(self._held))
+                    log_event(
+                        logging.INFO,
+                        "locker_reconnected",
+                        backend_pid=self.backend_pid,
+                        running_job_ids=sorted(self._held),
+                    )
                 try:
                     self._cycle(self._require_connection())
                     backoff = 0.0
@@ -251,9 +273,13 @@ class Locker:
                     self._lost(error)
                     backoff = next_backoff(backoff)
         except BaseException as error:
-            log_event(logging.CRITICAL, "locker_crashed", error=error_message(error),
-                      backtrace=error_backtrace(error),
-                      detail="a bug stopped the worker pool; running jobs finish first")
+            log_event(
+                logging.CRITICAL,
+                "locker_crashed",
+                error=error_message(error),
+                backtrace=error_backtrace(error),
+                detail="a bug stopped the worker pool; running jobs finish first",
+            )
             self.failure = error
         finally:
             self._shutdown()
@@ -273,14 +299,21 @@ class Locker:
                 continue
             polled = True
             start = self._schedule.start(name, now)
-            result = poller.poll(connection, name, slots, held=self._held, now=config.now(),
-                                 start=start)
+            result = poller.poll(
+                connection, name, slots, held=self._held, now=config.now(), start=start
+            )
             self.polls += 1
             self._push(connection, result.rows)
             self._schedule.polled(name, result, self._buffer.slots(), now, full=start is None)
-            log_event(logging.DEBUG, "poll", internal=True, queue=name,
-                      job_ids=[row["id"] for row in result.rows], more=result.more,
-                      resumed_at=None if start is None else start.id)
+            log_event(
+                logging.DEBUG,
+                "poll",
+                internal=True,
+                queue=name,
+                job_ids=[row["id"] for row in result.rows],
+                more=result.more,
+                resumed_at=None if start is None else start.id,
+            )
         # Finished jobs are settled along with a poll, or once a wait period: in
         # batches, so their deletes and unlocks cost few statements.
         if polled or now - self._settled_at >= self._settings.wait_period:
@@ -298,18 +331,22 @@ class Locker:
     def _take_announced(
         self, connection: Connection, announcements: list[listener.Announcement]
     ) -> None:
-        fresh = sorted((a for a in announcements if a.id not in self._held),
-                       key=lambda a: a.key)
+        fresh = sorted((a for a in announcements if a.id not in self._held), key=lambda a: a.key)
         slots = self._buffer.slots()
-        taken = fresh[:slots.accept([a.priority for a in fresh])]
+        taken = fresh[: slots.accept([a.priority for a in fresh])]
         rows = locks.lock_rows(connection, [a.id for a in taken], config.now())
         self._push(connection, rows)
-        left = {a.queue for a in fresh[len(taken):]}
+        left = {a.queue for a in fresh[len(taken) :]}
         for name in left:
             self._schedule.left_jobs(name, self._buffer.slots())
-        log_event(logging.DEBUG, "jobs_announced", internal=True,
-                  job_ids=[a.id for a in announcements], taken=[row["id"] for row in rows],
-                  left_for_polling=sorted(left))
+        log_event(
+            logging.DEBUG,
+            "jobs_announced",
+            internal=True,
+            job_ids=[a.id for a in announcements],
+            taken=[row["id"] for row in rows],
+            left_for_polling=sorted(left),
+        )
 
     def _push(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -376,8 +413,13 @@ class Locker:
                     listener.unlisten(connection)
                 self._release(connection, released)
             except Exception as error:
-                log_event(logging.WARNING, "locker_connection_lost", error=error_message(error),
-                          backend_pid=self.backend_pid, during="shutdown")
+                log_event(
+                    logging.WARNING,
+                    "locker_connection_lost",
+                    error=error_message(error),
+                    backend_pid=self.backend_pid,
+                    during="shutdown",
+                )
                 self._close()
                 connection = None
         log_event(logging.INFO, "jobs_released", job_ids=released)
@@ -387,9 +429,13 @@ class Locker:
                 try:
                     self._unlock_finished(connection)
                 except Exception as error:
-                    log_event(logging.WARNING, "locker_connection_lost",
-                              error=error_message(error), backend_pid=self.backend_pid,
-                              during="shutdown")
+                    log_event(
+                        logging.WARNING,
+                        "locker_connection_lost",
+                        error=error_message(error),
+                        backend_pid=self.backend_pid,
+                        during="shutdown",
+                    )
                     self._close()
                     connection = None
         if connection is not None:

@@ -40,8 +40,12 @@ def unlock(connection: Connection, ids: Iterable[int]) -> None:
     rows = db.run(connection, sql.UNLOCK_JOBS, {"ids": ids})
     missing = [row["id"] for row in rows if not row["unlocked"]]
     if missing:
-        log_event(logging.WARNING, "job_unlock_failed", job_ids=missing,
-                  detail="the locker did not hold these locks")
+        log_event(
+            logging.WARNING,
+            "job_unlock_failed",
+            job_ids=missing,
+            detail="the locker did not hold these locks",
+        )
 
 
 def lock_rows(
@@ -55,10 +59,13 @@ def lock_rows(
     """
     if not ids:
         return []
-    results, rows = db.run_together(connection, [
-        (sql.LOCK_JOBS, {"ids": list(ids)}),
-        (sql.CHECK_LOCKED_JOBS, {"ids": list(ids), "now": now}),
-    ])
+    results, rows = db.run_together(
+        connection,
+        [
+            (sql.LOCK_JOBS, {"ids": list(ids)}),
+            (sql.CHECK_LOCKED_JOBS, {"ids": list(ids), "now": now}),
+        ],
+    )
     locked = _locked_ids(results)
     found = {row["id"]: row for row in rows}
     gone = [job_id for job_id in locked if job_id not in found]
@@ -82,14 +89,17 @@ class WorkerLock:
         (row,) = db.run(connection, sql.CLAIM_AND_READ_JOB, {"id": self.job_id, "now": self.now})
         claimed = row.pop("claimed")
         if not claimed:
-            log_event(logging.WARNING, "job_lock_lost", job_ids=[self.job_id],
-                      detail="a worker of another process is running this job, which this "
-                             "process had locked before its lock connection was lost; "
-                             "it is not run here")
+            log_event(
+                logging.WARNING,
+                "job_lock_lost",
+                job_ids=[self.job_id],
+                detail="a worker of another process is running this job, which this "
+                "process had locked before its lock connection was lost; "
+                "it is not run here",
+            )
             return None
         if row["id"] is None:
-            log_event(logging.DEBUG, "jobs_gone_after_lock", internal=True,
-                      job_ids=[self.job_id])
+            log_event(logging.DEBUG, "jobs_gone_after_lock", internal=True, job_ids=[self.job_id])
             return None
         return row
 

@@ -74,11 +74,20 @@ def poll(
         return PollResult([], more=True)
     # A full walk starts before every job, -infinity run_at included.
     from_key = (QUEUE_START.priority, "-infinity", QUEUE_START.id) if start is None else start
-    candidates = db.run(connection, sql.POLL_JOBS, {
-        "queue": queue, "now": now, "held": sorted(held), "slots": slots.limits,
-        "walk": MAXIMUM_POLL_WALK, "from_priority": from_key[0],
-        "from_run_at": from_key[1], "from_id": from_key[2],
-    })
+    candidates = db.run(
+        connection,
+        sql.POLL_JOBS,
+        {
+            "queue": queue,
+            "now": now,
+            "held": sorted(held),
+            "slots": slots.limits,
+            "walk": MAXIMUM_POLL_WALK,
+            "from_priority": from_key[0],
+            "from_run_at": from_key[1],
+            "from_id": from_key[2],
+        },
+    )
     rows: list[dict[str, Any]] = []
     unwanted: list[int] = []
     for candidate in candidates:
@@ -94,8 +103,9 @@ def poll(
         first = candidates[0]
         resume_from = JobKey(first["priority"], first["run_at"], first["id"])
     filled_room = bool(candidates) and len(candidates) == candidates[0]["room"]
-    return PollResult(rows, more=bool(unwanted) or filled_room, resume_from=resume_from,
-                      reach=reach)
+    return PollResult(
+        rows, more=bool(unwanted) or filled_room, resume_from=resume_from, reach=reach
+    )
 
 
 @dataclass

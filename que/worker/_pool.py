@@ -101,12 +101,23 @@ class WorkerPool:
             if conninfo is None:
                 conninfo = db.conninfo_of_connection()
             buffer = JobBuffer(settings.maximum_buffer_size, settings.minimum_buffer_size)
-            locker = Locker(conninfo=conninfo, settings=settings, queues=self.queues,
-                            buffer=buffer, workers_done=self._workers_done)
+            locker = Locker(
+                conninfo=conninfo,
+                settings=settings,
+                queues=self.queues,
+                buffer=buffer,
+                workers_done=self._workers_done,
+            )
             buffer.on_room = locker.wake
             workers = [
-                Worker(index, threshold, buffer=buffer, finished=locker.job_finished,
-                       stopping=locker.stopping, fail=locker.fail)
+                Worker(
+                    index,
+                    threshold,
+                    buffer=buffer,
+                    finished=locker.job_finished,
+                    stopping=locker.stopping,
+                    fail=locker.fail,
+                )
                 for index, threshold in enumerate(settings.worker_priorities, start=1)
             ]
             try:
@@ -118,10 +129,16 @@ class WorkerPool:
             for worker in workers:
                 worker.start()
             self._state = "working"
-        log_event(logging.INFO, "worker_pool_started", locker_pid=locker.backend_pid,
-                  worker_priorities=["any" if t is None else t for t in settings.worker_priorities],
-                  queues=self.queues, maximum_buffer_size=settings.maximum_buffer_size,
-                  wait_period=settings.wait_period, listen=settings.listen)
+        log_event(
+            logging.INFO,
+            "worker_pool_started",
+            locker_pid=locker.backend_pid,
+            worker_priorities=["any" if t is None else t for t in settings.worker_priorities],
+            queues=self.queues,
+            maximum_buffer_size=settings.maximum_buffer_size,
+            wait_period=settings.wait_period,
+            listen=settings.listen,
+        )
         return self
 
     def _workers_done(self) -> bool:
@@ -148,9 +165,12 @@ class WorkerPool:
         if self._state != "stopped":
             self._state = "stopped"
             failure = locker.failure
-            log_event(logging.ERROR if failure else logging.INFO, "worker_pool_stopped",
-                      locker_pid=locker.backend_pid,
-                      failure=None if failure is None else error_message(failure))
+            log_event(
+                logging.ERROR if failure else logging.INFO,
+                "worker_pool_stopped",
+                locker_pid=locker.backend_pid,
+                failure=None if failure is None else error_message(failure),
+            )
         return True
 
     def stop(self, timeout: float | None = None) -> bool:

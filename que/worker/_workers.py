@@ -49,13 +49,16 @@ class Worker:
         self.current_job_id: int | None = None
         """The id of the job running now, if any."""
         self.thread = threading.Thread(
-            target=self._run, daemon=True,
+            target=self._run,
+            daemon=True,
             name=f"que-worker-{index}(priority {describe_threshold(threshold)})",
         )
 
     def __repr__(self) -> str:
-        return f"<Worker {self.index} threshold={describe_threshold(self.threshold)} " \
-               f"job={self.current_job_id}>"
+        return (
+            f"<Worker {self.index} threshold={describe_threshold(self.threshold)} "
+            f"job={self.current_job_id}>"
+        )
 
     def start(self) -> None:
         self.thread.start()
@@ -80,17 +83,26 @@ class Worker:
                 if not db.connection_lost(error):
                     # Not the job's doing (its errors are its own) nor the
                     # database's: a bug in que, which must not pass unseen.
-                    log_event(logging.CRITICAL, "worker_crashed", job_id=job.id,
-                              error=error_message(error), backtrace=error_backtrace(error))
+                    log_event(
+                        logging.CRITICAL,
+                        "worker_crashed",
+                        job_id=job.id,
+                        error=error_message(error),
+                        backtrace=error_backtrace(error),
+                    )
                     self._fail(error)
                     return
                 # The job's transaction rolled back and nothing was recorded: once
                 # its lock is released, it runs again.
                 backoff = next_backoff(backoff)
-                log_event(logging.ERROR, "worker_error", job_id=job.id,
-                          error=error_message(error), retry_in=backoff,
-                          detail="the connection was lost while the job ran; it will run "
-                                 "again")
+                log_event(
+                    logging.ERROR,
+                    "worker_error",
+                    job_id=job.id,
+                    error=error_message(error),
+                    retry_in=backoff,
+                    detail="the connection was lost while the job ran; it will run again",
+                )
             finally:
                 self.current_job_id = None
                 self._finished(job.id, settled)

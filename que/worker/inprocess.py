@@ -45,12 +45,18 @@ def configure(
     """
     global _settings
     changes: dict[str, Any] = {
-        name: value for name, value in {
-            "worker_priorities": worker_priorities, "queues": queues,
-            "poll_interval": poll_interval, "maximum_buffer_size": maximum_buffer_size,
-            "minimum_buffer_size": minimum_buffer_size, "wait_period": wait_period,
-            "listen": listen, "connection_url": connection_url,
-        }.items() if value is not None
+        name: value
+        for name, value in {
+            "worker_priorities": worker_priorities,
+            "queues": queues,
+            "poll_interval": poll_interval,
+            "maximum_buffer_size": maximum_buffer_size,
+            "minimum_buffer_size": minimum_buffer_size,
+            "wait_period": wait_period,
+            "listen": listen,
+            "connection_url": connection_url,
+        }.items()
+        if value is not None
     }
     with _lock:
         _settings = dataclasses.replace(settings or _settings, **changes)

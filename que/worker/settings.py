@@ -91,8 +91,9 @@ class PoolSettings:
         for name, interval in self.queues.items():
             problem = queue_name_problem(name)
             if problem is not None:
-                raise (ConfigurationError if isinstance(name, str)
-                       else ConfigurationTypeError)(problem)
+                raise (ConfigurationError if isinstance(name, str) else ConfigurationTypeError)(
+                    problem
+                )
             if interval is not None:
                 _check_positive(f"the poll interval of queue {name!r}", interval)
         _check_positive("poll_interval", self.poll_interval)
@@ -118,8 +119,10 @@ class PoolSettings:
     def queue_intervals(self, default_queue: str) -> dict[str, float]:
         """Each queue worked, with its poll interval in seconds."""
         queues = self.queues or {default_queue: None}
-        return {name: self.poll_interval if interval is None else interval
-                for name, interval in queues.items()}
+        return {
+            name: self.poll_interval if interval is None else interval
+            for name, interval in queues.items()
+        }
 
 
 def _check_positive(name: str, value: object) -> None:

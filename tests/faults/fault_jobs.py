@@ -46,8 +46,9 @@ def _attempts_connection() -> psycopg.Connection[Any]:
         # FAULT_ATTEMPTS_URL: another way to the same database, for a process
         # whose own (DATABASE_URL) the test cuts off.
         url = os.environ.get("FAULT_ATTEMPTS_URL") or os.environ["DATABASE_URL"]
-        connection = psycopg.connect(url, autocommit=True,
-                                     application_name=ATTEMPTS_APPLICATION_NAME)
+        connection = psycopg.connect(
+            url, autocommit=True, application_name=ATTEMPTS_APPLICATION_NAME
+        )
         _local.connection = connection
     return connection
 
@@ -68,8 +69,9 @@ class Ledger(Job, name="fault_jobs.Ledger"):
                 time.sleep(sleep)
             self.destroy()
         finally:
-            attempts.execute("UPDATE fault_attempts SET ended_at = clock_timestamp() "
-                             "WHERE id = %s", [row[0]])
+            attempts.execute(
+                "UPDATE fault_attempts SET ended_at = clock_timestamp() WHERE id = %s", [row[0]]
+            )
 
 
 class Raises(Job, name="fault_jobs.Raises"):
@@ -77,7 +79,10 @@ class Raises(Job, name="fault_jobs.Raises"):
     or an error whose message PostgreSQL cannot store as it is."""
 
     def run(self, what: str) -> None:
-        raised = {"SystemExit": SystemExit(3), "KeyboardInterrupt": KeyboardInterrupt(),
-                  "BaseException": BaseException("bare"),
-                  "Unstorable": ValueError("NUL \x00, lone surrogate \udc80")}[what]
+        raised = {
+            "SystemExit": SystemExit(3),
+            "KeyboardInterrupt": KeyboardInterrupt(),
+            "BaseException": BaseException("bare"),
+            "Unstorable": ValueError("NUL \x00, lone surrogate \udc80"),
+        }[what]
         raise raised

@@ -37,8 +37,10 @@ class Tally:
     """Jobs still in que_jobs."""
 
     def __str__(self) -> str:
-        return (f"jobs={self.jobs} done={self.done} lost={self.lost} "
-                f"duplicated={self.duplicated} concurrent={self.concurrent} stuck={self.stuck}")
+        return (
+            f"jobs={self.jobs} done={self.done} lost={self.lost} "
+            f"duplicated={self.duplicated} concurrent={self.concurrent} stuck={self.stuck}"
+        )
 
 
 def reset(connection: psycopg.Connection[Any]) -> None:
@@ -61,15 +63,24 @@ def tally(
     """Count the outcome of a run that enqueued one Ledger job per key."""
     expected = set(keys)
     done = {row[0] for row in connection.execute("SELECT key FROM fault_ledger")}
-    waiting = {row[0] for row in connection.execute(
-        "SELECT args->>0 FROM que_jobs WHERE job_class = 'fault_jobs.Ledger'")}
+    waiting = {
+        row[0]
+        for row in connection.execute(
+            "SELECT args->>0 FROM que_jobs WHERE job_class = 'fault_jobs.Ledger'"
+        )
+    }
     duplicated = sum(
-        1 for event in events
+        1
+        for event in events
         if event.get("event") == "job_errored" and "UniqueViolation" in event.get("error", "")
     )
     concurrent = connection.execute(CONCURRENT_KEYS).fetchone()
     assert concurrent is not None
     return Tally(
-        jobs=len(expected), done=len(done & expected), lost=len(expected - done - waiting),
-        duplicated=duplicated, concurrent=int(concurrent[0]), stuck=len(waiting & expected),
+        jobs=len(expected),
+        done=len(done & expected),
+        lost=len(expected - done - waiting),
+        duplicated=duplicated,
+        concurrent=int(concurrent[0]),
+        stuck=len(waiting & expected),
     )

@@ -70,13 +70,22 @@ def postgres_bindir() -> Path | None:
     pg_config = shutil.which("pg_config")
     if pg_config is not None:
         with contextlib.suppress(OSError, subprocess.CalledProcessError):
-            candidates.append(Path(subprocess.run([pg_config, "--bindir"], check=True,
-                                                  capture_output=True, text=True).stdout.strip()))
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"),
-                         key=lambda path: int(path.parent.name) if path.parent.name.isdigit()
-                         else 0, reverse=True)
-    return next((path for path in candidates
-                 if (path / "initdb").exists() and (path / "pg_ctl").exists()), None)
+            candidates.append(
+                Path(
+                    subprocess.run(
+                        [pg_config, "--bindir"], check=True, capture_output=True, text=True
+                    ).stdout.strip()
+                )
+            )
+    candidates += sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    return next(
+        (path for path in candidates if (path / "initdb").exists() and (path / "pg_ctl").exists()),
+        None,
+    )
 
 
 def free_port() -> int:
@@ -117,21 +126,46 @@ class PrivateServer:
 
     def _run(self, program: str, *args: str) -> None:
         command = [*self._user, str(self.bindir / program), *args]
-        done = subprocess.run(command, cwd=self.base, capture_output=True, text=True,
-                              timeout=START_TIMEOUT + 10)
+        done = subprocess.run(
+            command, cwd=self.base, capture_output=True, text=True, timeout=START_TIMEOUT + 10
+        )
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}: "
-                               f"{done.stdout}{done.stderr}{self.log()[-3000:]}")
+            raise RuntimeError(
+                f"{' '.join(command)} exited with {done.returncode}: "
+                f"{done.stdout}{done.stderr}{self.log()[-3000:]}"
+            )
 
     def _pg_ctl(self, action: str, *options: str) -> None:
-        self._run("pg_ctl", action, "-D", str(self.data), "-l", str(self.log_path), "-w",
-                  "-t", str(START_TIMEOUT), *options)
+        self._run(
+            "pg_ctl",
+            action,
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log_path),
+            "-w",
+            "-t",
+            str(START_TIMEOUT),
+            *options,
+        )
 
     def create(self) -> None:
         """initdb, configure, start, and create the database with que's schema and
         the fault tables."""
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust",
-                  "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        )
         settings = {**SETTINGS, "port": self.port, "unix_socket_directories": str(self.base)}
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write("\n# que's fault suite\n")
@@ -157,8 +191,9 @@ class PrivateServer:
     def listen_on(self, *addresses: str) -> None:
         """Listen on 127.0.0.1 and ``addresses`` (restarts the server)."""
         with self.connect() as connection:
-            connection.execute("ALTER SYSTEM SET listen_addresses = "
-                               f"'{','.join(['127.0.0.1', *addresses])}'")
+            connection.execute(
+                f"ALTER SYSTEM SET listen_addresses = '{','.join(['127.0.0.1', *addresses])}'"
+            )
         self.restart()
 
     def destroy(self) -> None:
@@ -173,11 +208,14 @@ def private_server() -> Iterator[PrivateServer]:
     """The fault suite's own PostgreSQL server, with que's schema in its database."""
     bindir = postgres_bindir()
     if bindir is None:
-        pytest.skip("needs PostgreSQL's server binaries (initdb, pg_ctl): none from "
-                    "pg_config --bindir or in /usr/lib/postgresql/*/bin")
+        pytest.skip(
+            "needs PostgreSQL's server binaries (initdb, pg_ctl): none from "
+            "pg_config --bindir or in /usr/lib/postgresql/*/bin"
+        )
     if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root, and there is no runuser to start PostgreSQL as "
-                    "the postgres user")
+        pytest.skip(
+            "running as root, and there is no runuser to start PostgreSQL as the postgres user"
+        )
     server = PrivateServer(bindir)
     try:
         server.create()
@@ -203,8 +241,11 @@ def private_db(private_server: PrivateServer) -> Iterator[psycopg.Connection[Any
         finally:
             Que.connection, Que.clock = previous
     with private_server.connect() as connection:  # a fresh one: the test may restart
-        wait_for(lambda: scalar(connection, ADVISORY_LOCKS) == 0, timeout=5,
-                 what="every advisory lock to be released")
+        wait_for(
+            lambda: scalar(connection, ADVISORY_LOCKS) == 0,
+            timeout=5,
+            what="every advisory lock to be released",
+        )
 
 
 @pytest.fixture

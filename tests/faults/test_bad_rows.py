@@ -38,8 +38,12 @@ VALUES (%s, %s::jsonb, %s::timestamptz, %s, 2) RETURNING id
 def recorded(connection):
     """The jobs left, without their arguments (which the test cannot decode either)."""
     cursor = connection.cursor(row_factory=dict_row)
-    return {row["id"]: row for row in cursor.execute(
-        "SELECT id, error_count, expired_at, last_error_message FROM que_jobs")}
+    return {
+        row["id"]: row
+        for row in cursor.execute(
+            "SELECT id, error_count, expired_at, last_error_message FROM que_jobs"
+        )
+    }
 
 
 def test_bad_rows_and_payloads_fail_only_themselves(que_processes, worker_db):
@@ -59,19 +63,33 @@ def test_bad_rows_and_payloads_fail_only_themselves(que_processes, worker_db):
     locker = process.wait_ready(worker_db)
     channel = f"que_listener_{locker}"
     for payload in (
-        json.dumps({"message_type": "job_available", "queue": "default", "priority": 1,
-                    "id": 2**63, "run_at": "2026-01-01T00:00:00Z"}),
-        "not json", "[]", json.dumps({"message_type": "job_available", "id": -1}),
+        json.dumps(
+            {
+                "message_type": "job_available",
+                "queue": "default",
+                "priority": 1,
+                "id": 2**63,
+                "run_at": "2026-01-01T00:00:00Z",
+            }
+        ),
+        "not json",
+        "[]",
+        json.dumps({"message_type": "job_available", "id": -1}),
     ):
         worker_db.execute("SELECT pg_notify(%s, %s)", [channel, payload])
     for key in keys:
         Ledger.enqueue(key)
     wait_for(lambda: tally(worker_db, keys, []).done == len(keys), what="every good job")
-    wait_for(lambda: scalar(worker_db, "SELECT count(*) FROM fault_ledger "
-                                       "WHERE key = 'minus-infinity'") == 1,
-             what="the job scheduled at -infinity")
-    wait_for(lambda: all(row["last_error_message"] for row in recorded(worker_db).values()),
-             what="every bad row's error to be recorded")
+    wait_for(
+        lambda: (
+            scalar(worker_db, "SELECT count(*) FROM fault_ledger WHERE key = 'minus-infinity'") == 1
+        ),
+        what="the job scheduled at -infinity",
+    )
+    wait_for(
+        lambda: all(row["last_error_message"] for row in recorded(worker_db).values()),
+        what="every bad row's error to be recorded",
+    )
     time.sleep(2)  # a tight loop would count many errors by now; a back-off counts one
     rows = recorded(worker_db)
     for job_id, message in bad.items():

@@ -44,15 +44,27 @@ def kill(victim: QueProcess, connection: psycopg.Connection[Any]) -> dict[str, A
     victim.signal(signal.SIGKILL)
     killed_at = time.monotonic()
     victim.wait()
-    wait_for(lambda: scalar(connection, "SELECT count(*) FROM que_jobs WHERE id = ANY(%s)",
-                            [list(held)]) == 0,
-             timeout=30, interval=0.01, what="the killed process's jobs to be done")
+    wait_for(
+        lambda: (
+            scalar(connection, "SELECT count(*) FROM que_jobs WHERE id = ANY(%s)", [list(held)])
+            == 0
+        ),
+        timeout=30,
+        interval=0.01,
+        what="the killed process's jobs to be done",
+    )
     recovery = round(time.monotonic() - killed_at, 2)
-    taken_over = scalar(connection, "SELECT count(*) FROM fault_ledger "
-                                    "WHERE key = ANY(%s) AND pid <> %s",
-                        [list(held.values()), victim.pid])
-    return {"held": len(held), "taken_over": taken_over, "recovery": recovery,
-            "left": job_count(connection)}
+    taken_over = scalar(
+        connection,
+        "SELECT count(*) FROM fault_ledger WHERE key = ANY(%s) AND pid <> %s",
+        [list(held.values()), victim.pid],
+    )
+    return {
+        "held": len(held),
+        "taken_over": taken_over,
+        "recovery": recovery,
+        "left": job_count(connection),
+    }
 
 
 def test_sigkilled_processes_jobs_are_done_by_the_others(que_processes, worker_db):
@@ -66,14 +78,16 @@ def test_sigkilled_processes_jobs_are_done_by_the_others(que_processes, worker_d
     killed, kills = [], []
     for _ in range(KILLS):
         done = scalar(worker_db, LEDGER_COUNT)
-        wait_for(lambda done=done: scalar(worker_db, LEDGER_COUNT) >= done + 200, timeout=30,
-                 what="200 more jobs done")
+        wait_for(
+            lambda done=done: scalar(worker_db, LEDGER_COUNT) >= done + 200,
+            timeout=30,
+            what="200 more jobs done",
+        )
         victim = alive.pop(0)  # the oldest: the replacements work too before they die
         kills.append(kill(victim, worker_db))
         killed.append(victim)
         alive.append(start())
-    wait_for(lambda: job_count(worker_db) == 0, timeout=60, interval=0.1,
-             what="the queue to drain")
+    wait_for(lambda: job_count(worker_db) == 0, timeout=60, interval=0.1, what="the queue to drain")
     codes = stop_processes(alive)
     killed_codes = [victim.popen.returncode for victim in killed]
     result = tally(worker_db, keys, all_events(killed + alive))
@@ -81,6 +95,5 @@ def test_sigkilled_processes_jobs_are_done_by_the_others(que_processes, worker_d
     assert killed_codes == [-signal.SIGKILL] * KILLS
     assert codes == [0, 0, 0], [process.stderr() for process in alive]
     assert all(kill["taken_over"] and kill["left"] for kill in kills), kills  # mid-drain
-    assert (result.lost, result.duplicated, result.concurrent, result.stuck) == (0, 0, 0, 0), \
-        result
+    assert (result.lost, result.duplicated, result.concurrent, result.stuck) == (0, 0, 0, 0), result
     assert result.done == JOBS

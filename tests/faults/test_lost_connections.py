@@ -32,22 +32,24 @@ def test_terminated_locker_and_worker_backends_lose_nothing_and_commit_nothing_t
 ):
     reset(worker_db)
     keys = enqueue(3000, 0.001)
-    processes = [que_processes("-w", "4", "-i", "0.2", modules=(FAULT_JOBS,))
-                 for _ in range(3)]
+    processes = [que_processes("-w", "4", "-i", "0.2", modules=(FAULT_JOBS,)) for _ in range(3)]
     terminated = {"que-locker": 0, "que-worker": 0}
     while min(terminated.values()) < 13 and job_count(worker_db) > 300:
         for application_name in terminated:
             terminated[application_name] += terminate_one(worker_db, application_name)
             time.sleep(0.05)
-    wait_for(lambda: job_count(worker_db) == 0, timeout=60, interval=0.1,
-             what="the queue to drain")
+    wait_for(lambda: job_count(worker_db) == 0, timeout=60, interval=0.1, what="the queue to drain")
     for process in processes:
         process.signal(signal.SIGTERM)
     codes = [process.wait() for process in processes]
     events = [event for process in processes for event in process.events()]
     result = tally(worker_db, keys, events)
-    lock_lost = {job_id for event in events if event["event"] == "job_lock_lost"
-                 for job_id in event["job_ids"]}
+    lock_lost = {
+        job_id
+        for event in events
+        if event["event"] == "job_lock_lost"
+        for job_id in event["job_ids"]
+    }
     print(result, terminated, f"job_lock_lost={len(lock_lost)}")
     assert codes == [0, 0, 0]
     assert min(terminated.values()) >= 10, terminated

@@ -70,12 +70,30 @@ class Partition:
         self.prefix = ("ip", "netns", "exec", self.namespace)
 
     def create(self) -> None:
-        run("ip", "link", "add", self.host_end, "type", "veth", "peer", "name",
-            self.namespace_end, "netns", self.namespace)
+        run(
+            "ip",
+            "link",
+            "add",
+            self.host_end,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            self.namespace_end,
+            "netns",
+            self.namespace,
+        )
         run("ip", "addr", "add", f"{self.host_address}/30", "dev", self.host_end)
         run("ip", "link", "set", self.host_end, "up")
-        run(*self.prefix, "ip", "addr", "add", f"{self.namespace_address}/30", "dev",
-            self.namespace_end)
+        run(
+            *self.prefix,
+            "ip",
+            "addr",
+            "add",
+            f"{self.namespace_address}/30",
+            "dev",
+            self.namespace_end,
+        )
         run(*self.prefix, "ip", "link", "set", self.namespace_end, "up")
         run(*self.prefix, "ip", "link", "set", "lo", "up")
 
@@ -85,8 +103,10 @@ class Partition:
         run(*self.prefix, "tc", "qdisc", "add", "dev", self.namespace_end, "root", "blackhole")
 
     def remove(self) -> None:
-        for command in (("ip", "link", "del", self.host_end),
-                        ("ip", "netns", "del", self.namespace)):
+        for command in (
+            ("ip", "link", "del", self.host_end),
+            ("ip", "netns", "del", self.namespace),
+        ):
             with contextlib.suppress(subprocess.CalledProcessError):
                 run(*command)
 
@@ -103,16 +123,19 @@ def partition(private_server) -> Iterator[Partition]:
     try:
         run("ip", "netns", "add", partition.namespace)
     except subprocess.CalledProcessError as error:
-        pytest.skip(f"cannot create a network namespace (needs root or CAP_NET_ADMIN): "
-                    f"{error.stderr.strip()}")
+        pytest.skip(
+            f"cannot create a network namespace (needs root or CAP_NET_ADMIN): "
+            f"{error.stderr.strip()}"
+        )
     try:
         partition.create()
         try:  # the cut, tried out on the host end before anything uses it
             run("tc", "qdisc", "add", "dev", partition.host_end, "root", "blackhole")
             run("tc", "qdisc", "del", "dev", partition.host_end, "root")
         except subprocess.CalledProcessError as error:
-            pytest.skip(f"cannot drop a link's traffic (tc qdisc blackhole): "
-                        f"{error.stderr.strip()}")
+            pytest.skip(
+                f"cannot drop a link's traffic (tc qdisc blackhole): {error.stderr.strip()}"
+            )
         private_server.listen_on(partition.host_address)
         yield partition
     finally:
@@ -139,16 +162,32 @@ def test_a_partitioned_processs_jobs_are_done_elsewhere_within_60_s_and_never_co
     slow = [f"slow-{n}" for n in range(4)]
     fast = [f"fast-{n}" for n in range(40)]
     partitioned = private_que_processes(
-        "-w", "2", "--maximum-buffer-size", "2", "-i", "1",
-        "--shutdown-timeout", str(SHUTDOWN_TIMEOUT), modules=(FAULT_JOBS,),
+        "-w",
+        "2",
+        "--maximum-buffer-size",
+        "2",
+        "-i",
+        "1",
+        "--shutdown-timeout",
+        str(SHUTDOWN_TIMEOUT),
+        modules=(FAULT_JOBS,),
         prefix=partition.prefix,
-        extra_env={"DATABASE_URL": private_server.url(host=partition.host_address),
-                   "FAULT_ATTEMPTS_URL": private_server.unix_url},
+        extra_env={
+            "DATABASE_URL": private_server.url(host=partition.host_address),
+            "FAULT_ATTEMPTS_URL": private_server.unix_url,
+        },
     )
     held_ids = sorted(Ledger.enqueue(key, SLOW).id for key in slow)
-    wait_for(lambda: (scalar(private_db, HELD, [partitioned.pid]),
-                      scalar(private_db, RUNNING, [partitioned.pid])) == (4, 2),
-             what="the partitioned process to run two slow jobs and buffer two")
+    wait_for(
+        lambda: (
+            (
+                scalar(private_db, HELD, [partitioned.pid]),
+                scalar(private_db, RUNNING, [partitioned.pid]),
+            )
+            == (4, 2)
+        ),
+        what="the partitioned process to run two slow jobs and buffer two",
+    )
     other = private_que_processes("-w", "6", "-i", "1", modules=(FAULT_JOBS,))
     log_at_cut = len(private_server.log())
     cut_at = scalar(private_db, "SELECT clock_timestamp()")
@@ -159,51 +198,77 @@ def test_a_partitioned_processs_jobs_are_done_elsewhere_within_60_s_and_never_co
 
     def watch(name: str, condition: Callable[[], bool]) -> Callable[[], bool]:
         def reached() -> bool:
-            since.mark("server dropped its sessions",
-                       scalar(private_db, PARTITIONED_SESSIONS, [partition.namespace_address]) == 0)
+            since.mark(
+                "server dropped its sessions",
+                scalar(private_db, PARTITIONED_SESSIONS, [partition.namespace_address]) == 0,
+            )
             return since.mark(name, condition())
+
         return reached
 
     def loss_logged() -> bool:
         return bool(partitioned.events("locker_connection_lost"))
 
     def done_elsewhere() -> bool:
-        return scalar(private_db, "SELECT count(*) FROM fault_ledger "
-                                  "WHERE key = ANY(%s) AND pid = %s",
-                      [slow, other.pid]) == len(slow)
+        return scalar(
+            private_db,
+            "SELECT count(*) FROM fault_ledger WHERE key = ANY(%s) AND pid = %s",
+            [slow, other.pid],
+        ) == len(slow)
 
-    wait_for(watch("it logged the loss", loss_logged), timeout=TAKEOVER_BOUND, interval=0.1,
-             what="the partitioned process to log its lost lock connection")
+    wait_for(
+        watch("it logged the loss", loss_logged),
+        timeout=TAKEOVER_BOUND,
+        interval=0.1,
+        what="the partitioned process to log its lost lock connection",
+    )
     partitioned.signal(signal.SIGTERM)  # during the stall: the cut stays
     signalled = time.monotonic()
     partitioned_code = partitioned.wait(SHUTDOWN_TIMEOUT + 10)
     exited_in = round(time.monotonic() - signalled, 1)
     since.mark("it exited", True)
-    wait_for(watch("its jobs done elsewhere", done_elsewhere),
-             timeout=TAKEOVER_BOUND - (time.monotonic() - since.start) + 1, interval=0.1,
-             what="the other process to do the held jobs")
+    wait_for(
+        watch("its jobs done elsewhere", done_elsewhere),
+        timeout=TAKEOVER_BOUND - (time.monotonic() - since.start) + 1,
+        interval=0.1,
+        what="the other process to do the held jobs",
+    )
     wait_for(lambda: job_count(private_db) == 0, timeout=30, what="the queue to drain")
     codes = [partitioned_code, *stop_processes([other])]
     result = tally(private_db, [*slow, *fast], all_events([partitioned, other]))
-    since.at["other began them"] = round(float(scalar(
-        private_db, "SELECT extract(epoch FROM min(started_at) - %s) FROM fault_attempts "
-                    "WHERE key = ANY(%s) AND pid = %s", [cut_at, slow, other.pid])), 1)
+    since.at["other began them"] = round(
+        float(
+            scalar(
+                private_db,
+                "SELECT extract(epoch FROM min(started_at) - %s) FROM fault_attempts "
+                "WHERE key = ANY(%s) AND pid = %s",
+                [cut_at, slow, other.pid],
+            )
+        ),
+        1,
+    )
     committed_by_partitioned = scalar(
-        private_db, "SELECT count(*) FROM fault_ledger WHERE pid = %s", [partitioned.pid])
+        private_db, "SELECT count(*) FROM fault_ledger WHERE pid = %s", [partitioned.pid]
+    )
     (lost,) = partitioned.events("locker_connection_lost")
-    logged = [event["event"] for event in partitioned.events()
-              if event["event"] not in {"worker_pool_started", "job_worked"}]
-    server_said = [line for line in private_server.log()[log_at_cut:].splitlines()
-                   if "client" in line]
+    logged = [
+        event["event"]
+        for event in partitioned.events()
+        if event["event"] not in {"worker_pool_started", "job_worked"}
+    ]
+    server_said = [
+        line for line in private_server.log()[log_at_cut:].splitlines() if "client" in line
+    ]
     left_open = scalar(private_db, RUNNING, [partitioned.pid])  # ended by its hard stop
-    print(f"partition: {result} after_cut={since.at} sigterm_to_exit={exited_in}s "
-          f"exit_codes={codes} committed_by_partitioned={committed_by_partitioned} "
-          f"its_attempts_left_open={left_open} "
-          f"partitioned_logged={logged} server_log={server_said}")
+    print(
+        f"partition: {result} after_cut={since.at} sigterm_to_exit={exited_in}s "
+        f"exit_codes={codes} committed_by_partitioned={committed_by_partitioned} "
+        f"its_attempts_left_open={left_open} "
+        f"partitioned_logged={logged} server_log={server_said}"
+    )
     assert since.at["its jobs done elsewhere"] <= TAKEOVER_BOUND, since.at
     assert committed_by_partitioned == 0
-    assert (result.lost, result.duplicated, result.concurrent, result.stuck) == (0, 0, 0, 0), \
-        result
+    assert (result.lost, result.duplicated, result.concurrent, result.stuck) == (0, 0, 0, 0), result
     assert result.done == len(slow) + len(fast)
     # Not silent: it named every job whose lock it lost, then exited within the timeout.
     assert sorted(lost["running_job_ids"] + lost["dropped_job_ids"]) == held_ids, lost

@@ -3,7 +3,7 @@
 Each test starts its own PgBouncer in front of the test database. A lock
 connection through it would strand advisory locks in PgBouncer's server
 connections and run jobs twice, so que refuses it at start; the recipe in
-docs/deployment.md (jobs through PgBouncer, the locker direct) drains a queue
+docs/how-to/deployment.md (jobs through PgBouncer, the locker direct) drains a queue
 with nothing lost or run twice.
 """
 
@@ -68,9 +68,14 @@ def pgbouncer_url(que_database_url: str) -> Iterator[str]:
     directory = Path(tempfile.mkdtemp(prefix="que-pgbouncer-"))
     (directory / "users.txt").write_text(f'"{server.get("user", "postgres")}" ""\n')
     config = directory / "pgbouncer.ini"
-    config.write_text(CONFIG.format(host=server.get("host", "127.0.0.1"),
-                                    port=server.get("port", 5432), listen_port=port,
-                                    directory=directory))
+    config.write_text(
+        CONFIG.format(
+            host=server.get("host", "127.0.0.1"),
+            port=server.get("port", 5432),
+            listen_port=port,
+            directory=directory,
+        )
+    )
     command = [PGBOUNCER, str(config)]
     if os.geteuid() == 0:  # PgBouncer refuses to run as root
         shutil.chown(directory, "postgres")
@@ -104,8 +109,9 @@ def test_a_lock_connection_through_pgbouncer_is_refused_with_one_line(
 ):
     reset(worker_db)
     Ledger.enqueue("never-through-pgbouncer")
-    process = que_processes(ready=False, modules=(FAULT_JOBS,),
-                            extra_env={"DATABASE_URL": pgbouncer_url})
+    process = que_processes(
+        ready=False, modules=(FAULT_JOBS,), extra_env={"DATABASE_URL": pgbouncer_url}
+    )
     assert process.wait() == 1
     stderr = process.stderr()
     assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
@@ -126,22 +132,28 @@ def test_an_in_process_pool_refuses_a_lock_connection_through_pgbouncer(worker_d
 def test_the_deployment_recipe_runs_jobs_through_pgbouncer_and_locks_directly(
     que_processes, worker_db, que_database_url, pgbouncer_url, tmp_path
 ):
-    """Two processes, jobs on a pool through PgBouncer (as docs/deployment.md sets it
+    """Two processes, jobs on a pool through PgBouncer (as docs/how-to/deployment.md sets it
     up), the locker on --connection-url: every job done once, no lock left anywhere."""
-    recipe = RECIPE.search((REPO / "docs" / "deployment.md").read_text())
-    assert recipe is not None, "docs/deployment.md lost its PgBouncer recipe"
+    recipe = RECIPE.search((REPO / "docs" / "how-to" / "deployment.md").read_text())
+    assert recipe is not None, "docs/how-to/deployment.md lost its PgBouncer recipe"
     (tmp_path / "que_setup.py").write_text(recipe.group(1))
     reset(worker_db)
     keys = enqueue(1000, 0.001)
     started = time.monotonic()
     processes = [
-        que_processes("--connection-url", que_database_url, "-w", "4", "-i", "0.2",
-                      modules=(str(tmp_path / "que_setup.py"), FAULT_JOBS),
-                      extra_env={"PGBOUNCER_URL": pgbouncer_url})
+        que_processes(
+            "--connection-url",
+            que_database_url,
+            "-w",
+            "4",
+            "-i",
+            "0.2",
+            modules=(str(tmp_path / "que_setup.py"), FAULT_JOBS),
+            extra_env={"PGBOUNCER_URL": pgbouncer_url},
+        )
         for _ in range(2)
     ]
-    wait_for(lambda: job_count(worker_db) == 0, timeout=60, interval=0.1,
-             what="the queue to drain")
+    wait_for(lambda: job_count(worker_db) == 0, timeout=60, interval=0.1, what="the queue to drain")
     drained = time.monotonic() - started
     for process in processes:
         process.signal(signal.SIGTERM)

@@ -25,33 +25,54 @@ def test_server_restart_mid_drain_loses_nothing_and_the_processes_recover_by_the
     mode, private_server, private_db, private_que_processes
 ):
     keys = enqueue(JOBS, 0.01)  # 12 workers: about 1 s of work left at the restart
-    processes = [private_que_processes("-w", "4", "-i", "0.2", modules=(FAULT_JOBS,))
-                 for _ in range(3)]
-    wait_for(lambda: scalar(private_db, LEDGER_COUNT) >= JOBS // 4, timeout=60,
-             what="a quarter of the jobs to be done")
+    processes = [
+        private_que_processes("-w", "4", "-i", "0.2", modules=(FAULT_JOBS,)) for _ in range(3)
+    ]
+    wait_for(
+        lambda: scalar(private_db, LEDGER_COUNT) >= JOBS // 4,
+        timeout=60,
+        what="a quarter of the jobs to be done",
+    )
     started = time.monotonic()
     private_server.restart(mode)
     up = time.monotonic() - started
     with private_server.connect() as connection:
         done_at_restart = scalar(connection, LEDGER_COUNT)
         assert done_at_restart < JOBS, "the restart came after the drain"
-        wait_for(lambda: scalar(connection, LEDGER_COUNT) > done_at_restart, timeout=60,
-                 interval=0.01, what="the queue to move again")
+        wait_for(
+            lambda: scalar(connection, LEDGER_COUNT) > done_at_restart,
+            timeout=60,
+            interval=0.01,
+            what="the queue to move again",
+        )
         recovery = time.monotonic() - started
-        wait_for(lambda: all(p.events("locker_reconnected") for p in processes), timeout=30,
-                 what="every locker to reconnect")
-        wait_for(lambda: job_count(connection) == 0, timeout=60, interval=0.1,
-                 what="the queue to drain")
+        wait_for(
+            lambda: all(p.events("locker_reconnected") for p in processes),
+            timeout=30,
+            what="every locker to reconnect",
+        )
+        wait_for(
+            lambda: job_count(connection) == 0, timeout=60, interval=0.1, what="the queue to drain"
+        )
         codes = stop_processes(processes)
         events = all_events(processes)
         result = tally(connection, keys, events)
-    counts = {name: sum(event["event"] == name for event in events) for name in (
-        "locker_connection_lost", "locker_connect_failed", "locker_reconnected",
-        "worker_error", "job_errored", "job_lock_lost")}
-    print(f"restart -m {mode}: {result} done_at_restart={done_at_restart} "
-          f"server_up={up:.2f}s recovery={recovery:.2f}s exit_codes={codes} {counts}")
+    counts = {
+        name: sum(event["event"] == name for event in events)
+        for name in (
+            "locker_connection_lost",
+            "locker_connect_failed",
+            "locker_reconnected",
+            "worker_error",
+            "job_errored",
+            "job_lock_lost",
+        )
+    }
+    print(
+        f"restart -m {mode}: {result} done_at_restart={done_at_restart} "
+        f"server_up={up:.2f}s recovery={recovery:.2f}s exit_codes={codes} {counts}"
+    )
     assert codes == [0, 0, 0], [p.stderr() for p in processes]
-    assert (result.lost, result.duplicated, result.concurrent, result.stuck) == (0, 0, 0, 0), \
-        result
+    assert (result.lost, result.duplicated, result.concurrent, result.stuck) == (0, 0, 0, 0), result
     assert result.done == JOBS
     assert counts["locker_connection_lost"] >= 3  # every process saw it, and said so

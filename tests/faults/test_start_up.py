@@ -25,12 +25,17 @@ def catches_sigterm(pid: int) -> bool:
 
 
 def wait_for_handlers(process: QueProcess) -> None:
-    wait_for(lambda: process.popen.poll() is not None or catches_sigterm(process.pid),
-             interval=0.0005, what="the command to install its signal handlers")
+    wait_for(
+        lambda: process.popen.poll() is not None or catches_sigterm(process.pid),
+        interval=0.0005,
+        what="the command to install its signal handlers",
+    )
 
 
-@pytest.mark.skipif(not Path("/proc/self/status").exists(),
-                    reason="watches for the SIGTERM handler in /proc/<pid>/status (Linux only)")
+@pytest.mark.skipif(
+    not Path("/proc/self/status").exists(),
+    reason="watches for the SIGTERM handler in /proc/<pid>/status (Linux only)",
+)
 def test_sigterm_at_any_moment_of_start_up_exits_0_and_leaves_nothing_behind(
     que_processes, worker_db
 ):
@@ -45,8 +50,9 @@ def test_sigterm_at_any_moment_of_start_up_exits_0_and_leaves_nothing_behind(
         code = process.wait()
         received = process.events("signal_received")
         stage = received[0].get("during", "running") if received else "no signal logged"
-        left = scalar(worker_db, "SELECT count(*) FROM que_lockers WHERE ruby_pid = %s",
-                      [process.pid])
+        left = scalar(
+            worker_db, "SELECT count(*) FROM que_lockers WHERE ruby_pid = %s", [process.pid]
+        )
         outcomes.append((delay, code, stage, left))
         processes.append(process)
     print(outcomes)
@@ -59,4 +65,8 @@ def test_sigterm_at_any_moment_of_start_up_exits_0_and_leaves_nothing_behind(
     events = [event for process in processes for event in process.events()]
     result = tally(worker_db, keys, events)
     assert (result.lost, result.duplicated, result.concurrent, result.done) == (
-        0, 0, 0, len(keys)), result
+        0,
+        0,
+        0,
+        len(keys),
+    ), result

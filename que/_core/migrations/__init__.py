@@ -30,8 +30,11 @@ def db_version(connection: Connection, where: str = "the database") -> int:
     comment: str | None = row["comment"]
     if comment is not None and comment.isascii() and comment.isdigit() and int(comment) > 0:
         return int(comment)
-    problem = ("has no comment" if comment is None
-               else f"has the comment {comment!r}, which is not a version number")
+    problem = (
+        "has no comment"
+        if comment is None
+        else f"has the comment {comment!r}, which is not a version number"
+    )
     raise SchemaError(
         f"cannot tell the que schema version of {where}: public.que_jobs {problem}, and "
         "que, like Ruby's Que, keeps the version there (a dump and restore can lose it: "
@@ -48,21 +51,29 @@ def require_latest(connection: Connection, where: str = "the database") -> None:
     if version == LATEST_VERSION:
         return
     if version == 0:
-        message = (f"que's tables are missing from {where}: create them with Que.migrate() "
-                   "(e.g. in a migration of your app)")
+        message = (
+            f"que's tables are missing from {where}: create them with Que.migrate() "
+            "(e.g. in a migration of your app)"
+        )
     elif version < LATEST_VERSION:
-        message = (f"the que schema of {where} is at version {version}, this que needs "
-                   f"{LATEST_VERSION}: run Que.migrate()")
+        message = (
+            f"the que schema of {where} is at version {version}, this que needs "
+            f"{LATEST_VERSION}: run Que.migrate()"
+        )
     else:
-        message = (f"the que schema of {where} is at version {version}, newer than this "
-                   f"que knows ({LATEST_VERSION}): upgrade que")
+        message = (
+            f"the que schema of {where} is at version {version}, newer than this "
+            f"que knows ({LATEST_VERSION}): upgrade que"
+        )
     raise SchemaError(message, version=version)
 
 
 def migrate(connection: Connection, version: int = LATEST_VERSION) -> None:
     """Step the schema up or down to ``version``, all in one transaction."""
-    if isinstance(version, bool) or not isinstance(version, int) or not (
-        0 <= version <= LATEST_VERSION
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int)
+        or not (0 <= version <= LATEST_VERSION)
     ):
         raise MigrationError(
             f"cannot migrate to version {version!r}: que knows versions 0 to {LATEST_VERSION}"
