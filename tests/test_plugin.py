@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from psycopg.conninfo import make_conninfo
 
 SAMPLE_JOBS = """
 from que import Job, Que
@@ -160,7 +161,7 @@ def test_no_database_gives_a_clear_message(pytester, monkeypatch):
     assert "Traceback" not in result.stdout.str()
 
 
-def test_que_dsn_option_points_at_a_server(pytester):
+def test_que_dsn_option_points_at_a_server(pytester, que_database_url):
     pytester.makepyfile(
         test_one="""
 from que import Que
@@ -169,9 +170,8 @@ def test_one(que_db):
     assert Que.db_version() == 7
 """
     )
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--que-dsn", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
+    server = make_conninfo(que_database_url, dbname="postgres")  # this run's own server
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--que-dsn", server)
     result.assert_outcomes(passed=1)
 
 

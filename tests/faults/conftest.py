@@ -1,13 +1,13 @@
-"""The fault suite: real faults injected into real `que` processes (``pytest -m fault``)."""
+"""The fault suite: real faults injected into real `que` processes (``pytest -m fault``).
+
+Its private PostgreSQL server's fixtures (``private_server.py``) are loaded by
+the root conftest, as pytest wants plugins declared there."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from private_server import private_db, private_que_processes, private_server
-
-__all__ = ["private_db", "private_que_processes", "private_server"]  # fixtures, found by name
 
 HERE = Path(__file__).parent
 
