@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from que.types import JobOptions, JobRow
 
 __version__ = "0.1.0"
+"""que's version (the distribution's too: pyproject.toml reads it from here)."""
 
 _DEFINED_IN = {
     "JobOptions": "que.types",

@@ -22,6 +22,7 @@ class JobOptionError(Error, ValueError):
     def __init__(self, option: str, message: str) -> None:
         super().__init__(message)
         self.option = option
+        """The name of the option at fault."""
 
 
 class JobDefinitionError(Error, TypeError):
@@ -47,7 +48,9 @@ class UnknownJobClass(Error):
             + remedy
         )
         self.job_class = job_class
+        """The name the row gives."""
         self.reason = reason
+        """Why importing its module failed, if it did."""
 
 
 class ConnectionLost(Error):
@@ -60,6 +63,7 @@ class LockLost(Error):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"the lock on job {job_id} was lost: another process holds it")
         self.job_id = job_id
+        """The job whose lock was lost."""
 
 
 class JobExited(Error):
@@ -69,6 +73,7 @@ class JobExited(Error):
     def __init__(self, raised: BaseException) -> None:
         super().__init__(f"the job raised {type(raised).__qualname__}: {raised}")
         self.raised = raised
+        """What the job raised."""
         self.__cause__ = raised
 
 

@@ -40,20 +40,33 @@ class EnqueuedJob:
     """One row of ``que_jobs``, as tests see it."""
 
     id: int
+    """The row's id."""
     job_class: str
+    """The stored class name."""
     args: list[Any]
+    """Positional arguments, as JSON gave them back."""
     kwargs: dict[str, Any]
+    """Keyword arguments, as JSON gave them back."""
     queue: str
+    """Its queue."""
     priority: int
+    """Its priority (lower runs first)."""
     run_at: datetime
+    """When it is (or was) due."""
     tags: list[str]
+    """Its tags (``[]`` for none)."""
     error_count: int
+    """How often it has failed."""
     last_error_message: str | None
+    """The last failure, as stored."""
     finished_at: datetime | None
+    """When it was finished, if it was."""
     expired_at: datetime | None
+    """When it was expired, if it was."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> EnqueuedJob:
+        """The test's view of a ``que_jobs`` row."""
         return cls(
             id=row["id"],
             job_class=row["job_class"],

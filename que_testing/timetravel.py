@@ -37,12 +37,14 @@ class TimeTravel:
         self._frozen: Any = None
 
     def start(self) -> TimeTravel:
+        """Freeze time (the ``que_time`` fixture does this for you)."""
         for module in LOAD_BEFORE_FREEZING:
             importlib.import_module(module)
         self._frozen = self._freezer.start()
         return self
 
     def stop(self) -> None:
+        """Let time run again."""
         self._freezer.stop()
 
     @property

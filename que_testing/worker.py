@@ -34,6 +34,7 @@ class BackgroundWorker:
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
+        """The running :class:`~que.worker.WorkerPool`."""
 
     def __repr__(self) -> str:
         return f"<que_worker {self.pool.status().state}>"

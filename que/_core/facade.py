@@ -56,12 +56,19 @@ class QueFacade:
     """Settings and operations of que; import the instance: ``from que import Que``."""
 
     default_queue: _Setting[str] = _Setting()
+    """The queue of jobs whose class names none (``"default"``; ``None`` sets it back)."""
     error_notifier: _Setting[ErrorNotifier | None] = _Setting()
+    """Called with ``(error, job_row)`` for each job error ``handle_error`` reports."""
     clock: _Setting[Clock] = _Setting()
+    """The time que uses for jobs; the default returns ``None``: the database's ``now()``."""
     logger: _Setting[logging.Logger] = _Setting()
+    """Where que's events go (the ``que`` logger), as JSON messages."""
     internal_logger: _Setting[logging.Logger] = _Setting()
+    """Where the worker pool's internal events go (``que.internal``), at debug level."""
     log_formatter: _Setting[LogFormatter | None] = _Setting()
+    """Turns an event into the logged line (``None``: JSON); returning ``None`` drops it."""
     job_module_prefixes: _Setting[tuple[str, ...]] = _Setting()
+    """Modules a worker may import to find a job's class (each prefix and below)."""
 
     @property
     def connection(self) -> ConnectionSource:

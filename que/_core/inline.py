@@ -22,23 +22,28 @@ class WorkSummary:
     """What one call of the inline runner did."""
 
     results: list[JobResult] = field(default_factory=list)
+    """One per job run, in order."""
     remaining: int = 0
     """Unfinished, unexpired jobs left in the queue table afterwards."""
 
     @property
     def ran(self) -> int:
+        """How many jobs ran."""
         return len(self.results)
 
     @property
     def succeeded(self) -> int:
+        """How many ran without an error."""
         return sum(result.succeeded for result in self.results)
 
     @property
     def failed(self) -> int:
+        """How many raised (their errors are recorded and retried as usual)."""
         return self.ran - self.succeeded
 
     @property
     def errors(self) -> list[Exception]:
+        """The errors the failed jobs raised, in order."""
         return [result.error for result in self.results if result.error is not None]
 
 

@@ -52,11 +52,15 @@ class JobResult:
     """What happened when a job ran."""
 
     job: Job
+    """The job that ran, with its row."""
     error: Exception | None
-    elapsed: float  # seconds
+    """What it raised, or ``None``."""
+    elapsed: float
+    """Seconds it took."""
 
     @property
     def succeeded(self) -> bool:
+        """Whether it ran without an error."""
         return self.error is None
 
 

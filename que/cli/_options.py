@@ -14,13 +14,17 @@ from que._core.schema import MAXIMUM_QUEUE_LENGTH, queue_name_problem
 from que.worker import PoolSettings, worker_priorities
 from que.worker.settings import (
     ANY_PRIORITY,
+    DEFAULT_WORKER_PRIORITIES,
     MAXIMUM_BUFFER_SIZE,
     MINIMUM_BUFFER_SIZE,
     MOST_IMPORTANT_PRIORITY,
     POLL_INTERVAL,
+    WAIT_PERIOD,
+    describe_threshold,
 )
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+_DEFAULT_PRIORITIES = ",".join(describe_threshold(t) for t in DEFAULT_WORKER_PRIORITIES)
 
 
 class UsageError(Exception):
@@ -157,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_priorities,
         metavar="LIST",
         help="one worker per entry, taking jobs up to that priority; 'any' takes every "
-        "job (default: 10,30,50,any,any,any)",
+        f"job (default: {_DEFAULT_PRIORITIES})",
     )
     add(
         "-q",
@@ -174,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--worker-count",
         type=_whole_number(1, "workers"),
         metavar="COUNT",
-        help="number of worker threads: pads or trims --worker-priorities with 'any' (default: 6)",
+        help="number of worker threads: pads or trims --worker-priorities with 'any' "
+        f"(default: {len(DEFAULT_WORKER_PRIORITIES)})",
     )
     add(
         "-v",
@@ -215,9 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--wait-period",
         type=_milliseconds,
-        default=50.0,
+        default=WAIT_PERIOD * 1000,
         metavar="MILLISECONDS",
-        help="longest wait between checks of finished jobs, notifications and polls (default: 50)",
+        help="longest wait between checks of finished jobs, notifications and polls "
+        f"(default: {WAIT_PERIOD * 1000:g})",
     )
     add(
         "--listen",

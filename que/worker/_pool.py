@@ -30,14 +30,22 @@ from que.worker.settings import PoolSettings
 class PoolStatus:
     """A snapshot of a pool, for process titles and monitoring."""
 
-    state: str  # "starting", "working", "stopping" or "stopped"
+    state: str
+    """``"starting"``, ``"working"``, ``"stopping"`` or ``"stopped"``."""
     workers: int
+    """Worker threads."""
     busy: int
+    """Workers running a job now."""
     buffered: int
+    """Jobs locked and waiting for a worker."""
     queues: tuple[str, ...]
+    """The queues worked."""
     locker_pid: int | None
+    """The lock connection's backend pid (its ``que_lockers`` row)."""
     polls: int
+    """Polls made since the start."""
     reconnects: int
+    """Times the lock connection was made again after it was lost."""
 
 
 class WorkerPool:
@@ -45,6 +53,7 @@ class WorkerPool:
 
     def __init__(self, settings: PoolSettings | None = None) -> None:
         self.settings = settings or PoolSettings()
+        """How this pool is set up."""
         self._locker: Locker | None = None
         self._workers: list[Worker] = []
         self._buffer: JobBuffer | None = None
@@ -68,6 +77,7 @@ class WorkerPool:
 
     @property
     def running(self) -> bool:
+        """Whether the pool has started and not yet stopped."""
         return self._locker is not None and self._locker.alive
 
     @property
@@ -186,9 +196,11 @@ class WorkerPool:
         return self.join(timeout)
 
     def running_job_ids(self) -> list[int]:
+        """The ids of the jobs the workers are running now."""
         return [w.current_job_id for w in self._workers if w.current_job_id is not None]
 
     def status(self) -> PoolStatus:
+        """A snapshot of the pool, for process titles and monitoring."""
         locker = self._locker
         return PoolStatus(
             state=self._state,

@@ -64,6 +64,7 @@ def configure(
 
 
 def settings() -> PoolSettings:
+    """The settings the next ``start()`` will use."""
     return _settings
 
 

@@ -63,11 +63,14 @@ class PoolSettings:
     """Queue name -> poll interval in seconds (``None``: ``poll_interval``). Empty means
     ``Que.default_queue``, read when the pool starts."""
     poll_interval: float = POLL_INTERVAL
+    """Seconds between polls of a queue whose own interval is not given."""
     maximum_buffer_size: int = MAXIMUM_BUFFER_SIZE
+    """Jobs locked in memory, waiting for a worker (0: lock only for idle workers)."""
     minimum_buffer_size: int = MINIMUM_BUFFER_SIZE
     """Between poll intervals, a queue is polled again only once fewer jobs than
     this are buffered (or none is and a worker waits)."""
-    wait_period: float = WAIT_PERIOD  # seconds
+    wait_period: float = WAIT_PERIOD
+    """Seconds, at most, between the locker's looks at finished jobs and notifications."""
     listen: bool = True
     """Take jobs announced by the ``que_job_notify`` trigger; ``False``: only poll."""
     connection_url: str | None = None
@@ -114,6 +117,7 @@ class PoolSettings:
 
     @property
     def worker_count(self) -> int:
+        """How many worker threads: one per priority threshold."""
         return len(self.worker_priorities)
 
     def queue_intervals(self, default_queue: str) -> dict[str, float]:
