@@ -402,6 +402,7 @@ def test_a_job_can_stop_the_in_process_pool(worker_db):
         inprocess.configure(previous)
 
 
+@pytest.mark.timing
 def test_a_job_announced_while_the_locker_runs_a_statement_starts_at_once(
     start_pool, worker_db, que_database_url
 ):

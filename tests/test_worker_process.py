@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
 from worker_fixtures import job_count, ledger, locked_ids, scalar, wait_for
 from worker_jobs import Block, Record
 
@@ -57,6 +58,7 @@ def test_each_queue_is_polled_at_its_own_interval_without_listen(que_processes, 
     stop(process)
 
 
+@pytest.mark.timing
 def test_a_new_job_is_announced_and_starts_within_a_second(que_processes, worker_db):
     process = que_processes("--poll-interval", "60")
     Record.enqueue("first")

@@ -156,6 +156,7 @@ class Milestones:
         return name in self.at
 
 
+@pytest.mark.timing
 def test_a_partitioned_processs_jobs_are_done_elsewhere_within_60_s_and_never_committed_by_it(
     partition, private_server, private_db, private_que_processes
 ):
