@@ -240,12 +240,14 @@ def test_the_database_url_comes_from_the_environment():
     ],
     ids=["bad percent escape", "unclosed IPv6 bracket", "query parameter", "keywords"],
 )
-@pytest.mark.parametrize("where", ["--connection-url", "DATABASE_URL"])
+@pytest.mark.parametrize("where", ["--connection-url", "--connection-url=", "DATABASE_URL"])
 def test_no_password_from_a_connection_string_reaches_an_error_message(url, quoted, where):
     if where == "DATABASE_URL":
         result = run_que(env={"DATABASE_URL": url})
+    elif where.endswith("="):
+        result = run_que(where + url)
     else:
-        result = run_que("--connection-url", url)
+        result = run_que(where, url)
     assert_one_line_error(result, quoted)
     assert "s3" not in result.stderr, result.stderr
 

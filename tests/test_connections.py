@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
+from worker_jobs import ConnectsNowhere
 
 from que import ConfigurationError, Job, Que
 from que._core.db import with_connection_defaults
@@ -198,3 +199,14 @@ def test_que_connections_get_keepalive_defaults_that_the_url_and_environment_ove
     }
     monkeypatch.setenv("PGCONNECT_TIMEOUT", "2")
     assert "connect_timeout" not in conninfo_to_dict(with_connection_defaults("dbname=app"))
+
+
+def test_a_jobs_own_connection_error_is_its_error_whatever_closes_ques_connection(
+    que_committed_db, que_database_url
+):
+    """A callable provider closes each connection it lent: that is not a lost one."""
+    with que_settings(connection=lambda: psycopg.connect(que_database_url)):
+        job = ConnectsNowhere.enqueue()
+        summary = Que.work()
+        (row,) = Que.execute("SELECT error_count FROM que_jobs WHERE id = %s", [job.id])
+    assert summary.failed == 1 and row["error_count"] == 1

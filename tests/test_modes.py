@@ -145,6 +145,21 @@ def test_sync_jobs_in_a_bulk_enqueue_run_when_the_block_ends_in_order(que_jobs, 
     assert len(que_jobs) == 0
 
 
+class FailsAtOnce(Fails):
+    run_synchronously = True
+
+
+def test_a_failing_sync_job_in_a_bulk_enqueue_stops_the_rest_but_loses_no_scheduled_one(
+    que_jobs,
+):
+    with pytest.raises(ValueError, match="reaches the caller"), Que.bulk_enqueue():
+        FailsAtOnce.enqueue()
+        AlwaysSync.enqueue("not run: after the failure")
+        AlwaysSync.enqueue("stored", job_options={"run_at": timedelta(hours=1)})
+    assert Records.runs == []
+    assert [job.args for job in que_jobs] == [["stored"]]
+
+
 def test_sync_jobs_in_a_bulk_enqueue_that_raises_never_run(que_jobs):
     with pytest.raises(RuntimeError, match="abort"), Que.bulk_enqueue():
         AlwaysSync.enqueue("never")

@@ -58,6 +58,14 @@ def test_a_worker_pool_refuses_to_start_on_an_unmigrated_database(unmigrated):
     assert raised.value.version == version and not pool.running
 
 
-def test_the_callers_own_sql_about_a_missing_table_is_left_as_it_is(que_db):
-    with pytest.raises(psycopg.errors.UndefinedTable):
-        Que.execute("SELECT * FROM no_such_table")
+@pytest.mark.parametrize(
+    ("statement", "error"),
+    [
+        ("SELECT * FROM no_such_table", psycopg.errors.UndefinedTable),
+        ("SELECT * FROM que_jobs_archive", psycopg.errors.UndefinedTable),
+        ("SELECT unique_code FROM pg_class", psycopg.errors.UndefinedColumn),
+    ],
+)
+def test_the_callers_own_sql_about_a_missing_object_is_left_as_it_is(que_db, statement, error):
+    with pytest.raises(error):
+        Que.execute(statement)

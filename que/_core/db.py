@@ -10,6 +10,7 @@ commits each statement).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from functools import partial
@@ -180,11 +181,17 @@ def _through_middleware(statement: str, params: Params, send: Callable[[], objec
         raise Error(f"an SQL middleware did not call call_next(), so {statement!r} never ran")
 
 
+# que's tables and functions, as PostgreSQL names them in its errors.
+_QUE_OBJECT = re.compile(
+    r"\bque_(jobs|lockers|values|validate_tags|job_notify|state_notify|determine_job_state)\b"
+)
+
+
 def _schema_error(error: psycopg.Error) -> SchemaError | None:
     """A statement met no que table, or an older one: say what to run instead
     (``None``: the error is about the caller's own SQL)."""
     problem = error.diag.message_primary or str(error)
-    if "que_" not in problem:
+    if not _QUE_OBJECT.search(problem):
         return None
     if isinstance(error, errors.UndefinedTable):
         return SchemaError(

@@ -145,7 +145,8 @@ def enqueue_job(
     new = build(job_class, args, kwargs, options)
     synchronous = config.mode == "sync" or bool(job_class.setting("run_synchronously"))
     if batch is not None:  # run or inserted when the block ends, as Ruby's bulk_enqueue
-        (batch.synchronous if synchronous else batch.pending).append(new)
+        run_later = synchronous and not _scheduled(new)  # a future job is stored
+        (batch.synchronous if run_later else batch.pending).append(new)
         return new.job
     if synchronous:
         return _run_synchronously(new)
@@ -200,8 +201,10 @@ def bulk_enqueue(
 
     ``job_options`` apply to every job (a job's own options win). The notify
     triggers are skipped unless ``notify=True``: workers find the jobs by polling.
-    Jobs that run synchronously run when the block ends, in order; if the
-    block raises, nothing is inserted and nothing runs.
+    Jobs that run synchronously run when the block ends, in order, after the
+    insert (scheduled ones are inserted); if the block raises, nothing is
+    inserted and nothing runs. If one of them raises, its error propagates and
+    those after it do not run.
     """
     if getattr(_bulk, "batch", None) is not None:
         raise JobOptionError("bulk_enqueue", "Que.bulk_enqueue() blocks cannot be nested")

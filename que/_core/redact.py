@@ -17,8 +17,10 @@ from psycopg.conninfo import conninfo_to_dict
 
 REDACTED = "***"
 
-# user:password@ in a URL, read without parsing it (it may be malformed).
-_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*:(?P<password>[^@]*)@")
+# user:password@ in a URL, wherever it is in the text (an argument such as
+# --connection-url=postgresql://..., say), read without parsing it (it may be
+# malformed); an unencoded "@" in a password ends it at the last one.
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:(?P<password>[^\s]*)@[^@\s]*")
 # password=... as a keyword (key=value strings) or a URL query parameter.
 _KEYWORD_PASSWORD = re.compile(
     r"(?:^|[\s?&])password\s*=\s*(?P<password>'(?:[^'\\]|\\.)*'|[^\s&]+)"
@@ -45,5 +47,6 @@ def redact_passwords(text: str, conninfos: Iterable[str | None]) -> str:
     """``text`` with every password of ``conninfos`` replaced by ``***``."""
     secrets = {secret for conninfo in conninfos if conninfo for secret in passwords(conninfo)}
     for secret in sorted(secrets, key=len, reverse=True):  # longest first: no fragment left
-        text = text.replace(secret, REDACTED)
+        # Not inside a longer word: a password "p" leaves "postgres" alone.
+        text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", REDACTED, text)
     return text

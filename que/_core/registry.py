@@ -33,6 +33,8 @@ def register_fallback(job_class: type[Job]) -> None:
 def fallback() -> type[Job]:
     """The class of a job whose own class is unknown here: que's ``Job``, enough to
     record the error on the row (and, by name, to enqueue a class defined elsewhere)."""
+    if not _fallback:  # que.job registers it when imported, which any Job use does
+        raise RuntimeError("que.job was never imported: import que.Job before running jobs")
     return _fallback[0]
 
 

@@ -87,20 +87,18 @@ def run_job(row: JobRow, *, job: Job | None = None, reraise: bool = False) -> Jo
     """
     started = time.monotonic()
     error: Exception | None = None
-    connection: Connection | None = None
+    session = _Session()
     try:
         if job is None:
             job = _instantiate(row)
         if job.id is None:
             _work(job)
         else:
-            with db.checkout() as connection, _job_transaction(connection):
+            with _job_connection(session):
                 _work(job)
     except Exception as failure:
         error = failure
-    result = _finish(
-        job or registry.fallback()(row), error, started, guard=None, connection=connection
-    )
+    result = _finish(job or registry.fallback()(row), error, started, guard=None, session=session)
     if reraise and result.error is not None:
         raise result.error
     return result
@@ -116,9 +114,9 @@ def run_guarded_job(guard: Guard) -> JobResult | None:
     row: dict[str, Any] | None = None
     job: Job | None = None
     error: Exception | None = None
-    connection: Connection | None = None
+    session = _Session()
     try:
-        with db.checkout() as connection, _job_transaction(connection):
+        with _job_connection(session) as connection:
             row = guard.claim(connection)
             if row is None:
                 return None
@@ -133,7 +131,7 @@ def run_guarded_job(guard: Guard) -> JobResult | None:
         error,
         started,
         guard=guard,
-        connection=connection,
+        session=session,
     )
 
 
@@ -169,7 +167,7 @@ def _finish(
     started: float,
     *,
     guard: Guard | None,
-    connection: Connection | None,
+    session: _Session,
 ) -> JobResult:
     """Log a success, or handle a failure; ``connection`` is the one the job ran on."""
     elapsed = time.monotonic() - started
@@ -184,7 +182,7 @@ def _finish(
                 elapsed=round(elapsed, 6),
             )
         return JobResult(job, None, elapsed)
-    _raise_if_connection_lost(error, connection)
+    _raise_if_connection_lost(error, session)
     _handle_error(job, error, guard)
     log_event(
         logging.ERROR,
@@ -198,17 +196,33 @@ def _finish(
     return JobResult(job, error, elapsed)
 
 
-def _raise_if_connection_lost(error: BaseException, connection: Connection | None) -> None:
+@dataclass
+class _Session:
+    """Whether the connection a job's transaction ran on broke, noted before the
+    checkout hands it back (a provider may close it then, broken or not)."""
+
+    broke: bool = False
+
+
+@contextmanager
+def _job_connection(session: _Session) -> Iterator[Connection]:
+    """A connection for one transaction of a job (see :func:`_job_transaction`)."""
+    with db.checkout() as connection:
+        try:
+            with _job_transaction(connection):
+                yield connection
+        except BaseException:
+            session.broke = connection.broken
+            raise
+
+
+def _raise_if_connection_lost(error: BaseException, session: _Session) -> None:
     """A job whose connection broke did not fail: nothing of it was recorded.
 
     Only que's own connection counts: an error of a connection the job opened
     itself (to another database, say) is the job's error.
     """
-    if (
-        connection is not None
-        and (connection.broken or connection.closed)
-        and (db.connection_lost(error))
-    ):
+    if session.broke and db.connection_lost(error):
         raise ConnectionLost(f"the job's connection was lost: {error_message(error)}") from error
 
 
@@ -235,25 +249,25 @@ def _job_transaction(connection: Connection) -> Iterator[None]:
 
 
 @contextmanager
-def _error_transaction(job: Job, guard: Guard | None) -> Iterator[Connection | None]:
-    """Where a failure is recorded (on the connection yielded): in the worker pool,
-    a transaction that holds the worker's lock on the job again."""
+def _error_transaction(job: Job, guard: Guard | None, session: _Session) -> Iterator[None]:
+    """Where a failure is recorded: in the worker pool, a transaction that holds
+    the worker's lock on the job again."""
     if job.id is None:  # sync mode: there is no row to record anything on
-        yield None
+        yield
         return
-    with db.checkout() as connection, _job_transaction(connection):
+    with _job_connection(session) as connection:
         if guard is not None and not guard.reclaim(connection):
             raise LockLost(job.id)
-        yield connection
+        yield
 
 
 def _handle_error(job: Job, error: Exception, guard: Guard | None) -> None:
     """Let the job decide what its failure means, then notify if it asks to."""
     job.error = error
     errors: list[BaseException] = []
-    connection: Connection | None = None
+    session = _Session()
     try:
-        with _error_transaction(job, guard) as connection:
+        with _error_transaction(job, guard, session):
             if job.handle_error(error):
                 errors.append(error)
             if job.resolution is None:  # left as it was, the job would be ready again at once
@@ -262,14 +276,14 @@ def _handle_error(job: Job, error: Exception, guard: Guard | None) -> None:
         _log_lock_lost(lost)
         errors = [error]
     except Exception as handler_error:
-        _raise_if_connection_lost(handler_error, connection)
+        _raise_if_connection_lost(handler_error, session)
         log_event(
             logging.ERROR, "handle_error_failed", job_id=job.id, error=error_message(handler_error)
         )
         errors = [handler_error, error]  # in Ruby Que's order
         job.resolution = None  # rolled back with the handler's transaction
         try:
-            with _error_transaction(job, guard):
+            with _error_transaction(job, guard, _Session()):
                 registry.fallback().handle_error(job, error)
         except LockLost as lost:
             _log_lock_lost(lost)

@@ -77,7 +77,7 @@ def describe_database(conninfo: str) -> str:
     try:
         params = conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError:
-        return "(unreadable connection string)"
+        return "an unreadable connection string"
     host = params.get("host") or os.environ.get("PGHOST") or "localhost"
     port = params.get("port") or os.environ.get("PGPORT") or "5432"
     user = params.get("user") or os.environ.get("PGUSER") or ""
