@@ -179,6 +179,10 @@ def enqueue_by_name(*args: Any, job_options: JobOptions, **kwargs: Any) -> Job:
 def _run_synchronously(new: NewJob) -> Job:
     if _scheduled(new):  # due in the future: stored, not run
         return _insert(new)
+    return _run_now(new)
+
+
+def _run_now(new: NewJob) -> Job:
     new.job.attrs = new.row()
     return run_job(new.job.attrs, job=new.job, reraise=True).job
 
@@ -218,7 +222,7 @@ def bulk_enqueue(
     if batch.pending:
         _insert_batch(batch)
     for new in batch.synchronous:
-        _run_synchronously(new)
+        _run_now(new)  # judged due when it was enqueued
 
 
 def _insert_batch(batch: BulkEnqueue) -> None:
