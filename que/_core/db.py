@@ -47,7 +47,8 @@ CONNECTION_DEFAULTS: Mapping[str, str | int] = {
 command's pool) get unless the connection string, or the libpq environment for
 those that have a variable, sets them."""
 
-_ENVIRONMENT = {"connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME"}
+_VARIABLES = {"connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME"}
+"""The libpq environment variables of the options que sets by default."""
 
 
 def with_connection_defaults(conninfo: str, **defaults: str | int) -> str:
@@ -57,13 +58,14 @@ def with_connection_defaults(conninfo: str, **defaults: str | int) -> str:
     Raises ``psycopg.ProgrammingError`` if ``conninfo`` cannot be parsed.
     """
     given = conninfo_to_dict(conninfo)
+
+    def set_already(name: str) -> bool:
+        variable = _VARIABLES.get(name)
+        return name in given or (variable is not None and variable in os.environ)
+
+    options = {**CONNECTION_DEFAULTS, **defaults}
     return make_conninfo(
-        conninfo,
-        **{
-            name: value
-            for name, value in {**CONNECTION_DEFAULTS, **defaults}.items()
-            if name not in given and _ENVIRONMENT.get(name, "") not in os.environ
-        },
+        conninfo, **{name: value for name, value in options.items() if not set_already(name)}
     )
 
 
