@@ -413,14 +413,7 @@ class Locker:
                     listener.unlisten(connection)
                 self._release(connection, released)
             except Exception as error:
-                log_event(
-                    logging.WARNING,
-                    "locker_connection_lost",
-                    error=error_message(error),
-                    backend_pid=self.backend_pid,
-                    during="shutdown",
-                )
-                self._close()
+                self._lost_in_shutdown(error)
                 connection = None
         log_event(logging.INFO, "jobs_released", job_ids=released)
         while not self._workers_done():
@@ -429,14 +422,7 @@ class Locker:
                 try:
                     self._unlock_finished(connection)
                 except Exception as error:
-                    log_event(
-                        logging.WARNING,
-                        "locker_connection_lost",
-                        error=error_message(error),
-                        backend_pid=self.backend_pid,
-                        during="shutdown",
-                    )
-                    self._close()
+                    self._lost_in_shutdown(error)
                     connection = None
         if connection is not None:
             with contextlib.suppress(Exception):  # closing releases the locks anyway
@@ -444,3 +430,14 @@ class Locker:
         self._close()
         self._wake_receiver.close()
         self._wake_sender.close()
+
+    def _lost_in_shutdown(self, error: BaseException) -> None:
+        """The connection failed while stopping: say so, and stop using it."""
+        log_event(
+            logging.WARNING,
+            "locker_connection_lost",
+            error=error_message(error),
+            backend_pid=self.backend_pid,
+            during="shutdown",
+        )
+        self._close()
