@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import random
-import signal
 import time
 from typing import Any
 
 import psycopg
 from ledger import enqueue, reset, tally
-from worker_fixtures import job_count, wait_for
+from worker_fixtures import all_events, job_count, stop_processes, wait_for
 
 FAULT_JOBS = "tests/faults/fault_jobs.py"
 
@@ -39,10 +38,8 @@ def test_terminated_locker_and_worker_backends_lose_nothing_and_commit_nothing_t
             terminated[application_name] += terminate_one(worker_db, application_name)
             time.sleep(0.05)
     wait_for(lambda: job_count(worker_db) == 0, timeout=60, interval=0.1, what="the queue to drain")
-    for process in processes:
-        process.signal(signal.SIGTERM)
-    codes = [process.wait() for process in processes]
-    events = [event for process in processes for event in process.events()]
+    codes = stop_processes(processes)
+    events = all_events(processes)
     result = tally(worker_db, keys, events)
     lock_lost = {
         job_id

@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,9 +22,18 @@ import psycopg
 import pytest
 from fault_jobs import Ledger
 from ledger import enqueue, reset, tally
+from private_server import free_port
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from test_lost_connections import FAULT_JOBS
-from worker_fixtures import ADVISORY_LOCKS, REPO, job_count, scalar, wait_for
+from worker_fixtures import (
+    ADVISORY_LOCKS,
+    REPO,
+    all_events,
+    job_count,
+    scalar,
+    stop_processes,
+    wait_for,
+)
 
 from que import ConfigurationError
 from que.worker import PoolSettings, WorkerPool
@@ -50,12 +57,6 @@ max_client_conn = 200
 ignore_startup_parameters = extra_float_digits,options
 logfile = {directory}/pgbouncer.log
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -155,14 +156,13 @@ def test_the_deployment_recipe_runs_jobs_through_pgbouncer_and_locks_directly(
     ]
     wait_for(lambda: job_count(worker_db) == 0, timeout=60, interval=0.1, what="the queue to drain")
     drained = time.monotonic() - started
-    for process in processes:
-        process.signal(signal.SIGTERM)
-    codes = [process.wait() for process in processes]
-    result = tally(worker_db, keys, [event for p in processes for event in p.events()])
+    codes = stop_processes(processes)
+    events = all_events(processes)
+    result = tally(worker_db, keys, events)
     print(result, f"codes={codes} drained in {drained:.1f}s")
     assert codes == [0, 0]
     assert (result.lost, result.duplicated, result.concurrent, result.stuck) == (0, 0, 0, 0)
     assert result.done == len(keys)
-    errors = [e for p in processes for e in p.events() if e["event"] == "job_errored"]
+    errors = [event for event in events if event["event"] == "job_errored"]
     assert errors == []
     assert scalar(worker_db, ADVISORY_LOCKS) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from ledger import enqueue, reset, tally
 from test_lost_connections import FAULT_JOBS
-from worker_fixtures import QueProcess, job_count, scalar, wait_for
+from worker_fixtures import QueProcess, all_events, job_count, scalar, wait_for
 
 # Seconds after the command has installed its handlers: importing (que, psycopg,
 # the job module), checking the database, connecting, registering, working.
@@ -62,7 +62,7 @@ def test_sigterm_at_any_moment_of_start_up_exits_0_and_leaves_nothing_behind(
     # Whatever each process took is done or back in the queue, unlocked.
     processes.append(que_processes("-w", "4", "-i", "0.1", modules=(FAULT_JOBS,)))
     wait_for(lambda: job_count(worker_db) == 0, timeout=30, what="the queue to drain")
-    events = [event for process in processes for event in process.events()]
+    events = all_events(processes)
     result = tally(worker_db, keys, events)
     assert (result.lost, result.duplicated, result.concurrent, result.done) == (
         0,
